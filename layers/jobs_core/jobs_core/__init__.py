@@ -1,0 +1,1 @@
+"""The shared layer of the IoT jobs service: state machine, SQL, models, database and auth."""

@@ -1,0 +1,108 @@
+"""The HTTP side shared by every handler: the resolver, error mapping, logging and metrics.
+
+Domain errors are plain classes (errors.py); this module is the one place that maps them
+to status codes. Every error body is JSON {"message": ...}; a stack trace never leaves.
+"""
+
+from __future__ import annotations
+
+import os
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, HTTPBearer, SecurityScheme
+
+from jobs_core.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    Forbidden,
+    InvalidRequest,
+    JobsError,
+    NotFound,
+    Unauthorized,
+)
+from jobs_core.models import ErrorBody
+from jobs_core.settings import settings
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "iot-jobs"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "IotJobs"))
+
+# The two ways in, as the OpenAPI document names them.
+SECURITY_SCHEMES: dict[str, SecurityScheme] = {
+    "provisionToken": APIKey.model_validate(
+        {"type": "apiKey", "name": "X-Provision-Token", "in": "header", "description": "a device's provision token"}
+    ),
+    "operatorJwt": HTTPBearer(bearerFormat="JWT", description="checked by the API Gateway JWT authorizer"),
+}
+DEVICE_SECURITY: list[dict[str, list[str]]] = [{"provisionToken": []}]
+OPERATOR_SECURITY: list[dict[str, list[str]]] = [{"operatorJwt": []}]
+
+STATUS_OF: dict[type[JobsError], HTTPStatus] = {
+    Unauthorized: HTTPStatus.UNAUTHORIZED,
+    Forbidden: HTTPStatus.FORBIDDEN,
+    NotFound: HTTPStatus.NOT_FOUND,
+    Conflict: HTTPStatus.CONFLICT,
+    InvalidRequest: HTTPStatus.BAD_REQUEST,
+}
+
+ERROR_RESPONSES: dict[int, Any] = {
+    status: {"description": status.phrase, "content": {"application/json": {"schema": ErrorBody.model_json_schema()}}}
+    for status in (*STATUS_OF.values(), HTTPStatus.UNPROCESSABLE_ENTITY, HTTPStatus.SERVICE_UNAVAILABLE)
+}
+
+
+def _error(status: HTTPStatus, message: str, **extra: Any) -> Response[dict[str, Any]]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"message": message, **extra})
+
+
+def resolver() -> APIGatewayHttpResolver:
+    """A resolver for one function, with validation and every error mapped."""
+    app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
+    app.configure_openapi(title="IoT Jobs", security_schemes=SECURITY_SCHEMES)
+
+    @app.exception_handler(JobsError)
+    def domain_error(exc: JobsError) -> Response[dict[str, Any]]:
+        return _error(STATUS_OF.get(type(exc), HTTPStatus.BAD_REQUEST), exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
+        # Only where and what: never echo the input back.
+        details = [
+            {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+            for err in exc.errors()
+        ]
+        return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid request", details=details)
+
+    @app.exception_handler(DatabaseUnavailable)
+    def database_unavailable(exc: DatabaseUnavailable) -> Response[dict[str, Any]]:
+        logger.warning("database unavailable", extra={"reason": str(exc), "cause": type(exc.__cause__).__name__})
+        return _error(HTTPStatus.SERVICE_UNAVAILABLE, "service unavailable, retry later")
+
+    @app.exception_handler(Exception)
+    def unexpected(exc: Exception) -> Response[dict[str, Any]]:
+        logger.exception("unhandled error")
+        return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+
+    return app
+
+
+def provision_token(app: APIGatewayHttpResolver) -> str | None:
+    """The device's token; API Gateway HTTP APIs lower-case header names."""
+    headers = app.current_event.headers or {}
+    return headers.get("x-provision-token")
+
+
+def operator(app: APIGatewayHttpResolver) -> tuple[str, str | None]:
+    """(tenant_id, user) from the claims the JWT authorizer verified. None: 401; no tenant: 403.
+    (`sam local start-api` runs no JWT authorizer, so there every operator call is refused.)"""
+    context = app.current_event.raw_event.get("requestContext") or {}
+    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims")
+    if not claims:
+        raise Unauthorized("missing or unverified credentials")
+    tenant_id = claims.get(settings().tenant_claim)
+    if not tenant_id:
+        raise Forbidden(f"the token carries no {settings().tenant_claim} claim")
+    return str(tenant_id), claims.get("sub")

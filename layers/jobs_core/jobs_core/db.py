@@ -1,0 +1,142 @@
+"""One PostgreSQL connection per container, reused across invocations.
+
+Every unit of work is one transaction sent as one pipeline: BEGIN, the statements,
+COMMIT, then a single sync. Whatever the number of statements, a call costs one
+network round trip, and it is all-or-nothing: a failing statement aborts the rest.
+Callers read their cursors after the block, once the results are in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import DictRow, dict_row
+
+from jobs_core.errors import DatabaseUnavailable
+from jobs_core.settings import Settings, settings
+
+Connection = psycopg.Connection[DictRow]
+
+
+class Database:
+    def __init__(
+        self,
+        conninfo: Callable[[bool], str],
+        *,
+        role: str = "jobs_runtime",
+        connect_timeout_s: int = 5,
+        statement_timeout_ms: int = 5000,
+    ) -> None:
+        """conninfo(refresh) returns a libpq connection string; refresh asks for fresh credentials."""
+        self._conninfo = conninfo
+        self._role = role
+        self._connect_timeout_s = connect_timeout_s
+        self._statement_timeout_ms = statement_timeout_ms
+        self._conn: Connection | None = None
+        self._refresh_credentials = False
+
+    def connection(self) -> Connection:
+        """The container's connection: opened on first use, reopened once it is broken."""
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return self._conn
+        self.close()
+        try:
+            self._conn = psycopg.connect(
+                self._conninfo(self._refresh_credentials),
+                autocommit=True,  # transactions are explicit, inside the pipeline
+                row_factory=dict_row,
+                connect_timeout=self._connect_timeout_s,
+                application_name="iot-jobs",
+                # The request path always runs as the role that owns nothing, even when the
+                # login user could do more (a superuser locally), so RLS applies as in production.
+                options=f"-c role={self._role} -c statement_timeout={self._statement_timeout_ms} -c TimeZone=UTC",
+            )
+        except psycopg.OperationalError as exc:
+            self._refresh_credentials = True  # the secret may have been rotated
+            raise DatabaseUnavailable("database unavailable") from exc
+        self._refresh_credentials = False
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @contextmanager
+    def transaction(self, *, role: str | None = None, pipeline: bool = True) -> Iterator[Connection]:
+        """One transaction. Pipelined (the default), it is one round trip: statements executed on
+        the yielded connection are queued, and their cursors are read after the block. Without
+        the pipeline, each statement runs at once, for work that decides as it goes."""
+        conn = self.connection()
+        try:
+            with conn.pipeline() if pipeline else nullcontext():
+                conn.execute("BEGIN")
+                if role is not None:
+                    conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+                yield conn
+                conn.execute("COMMIT")
+        except psycopg.OperationalError as exc:
+            self._abandon(conn)
+            raise DatabaseUnavailable("database unavailable") from exc
+        except psycopg.errors.TransactionRollback as exc:  # deadlock or serialization
+            self._abandon(conn)
+            raise DatabaseUnavailable("database busy, try again") from exc
+        except BaseException:
+            self._abandon(conn)
+            raise
+
+    def _abandon(self, conn: Connection) -> None:
+        """Roll back whatever the failed block left open, or drop a broken connection."""
+        if conn.closed or conn.broken:
+            self.close()
+            return
+        try:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
+        except psycopg.Error:
+            self.close()
+
+
+def conninfo_from(config: Settings) -> Callable[[bool], str]:
+    """Where the database is: DATABASE_URL locally, the Secrets Manager secret in the cloud."""
+    if config.database_url:
+        url = config.database_url
+        return lambda refresh: url
+    arn = config.database_secret_arn
+    assert arn is not None  # Settings guarantees one of the two
+
+    def from_secret(refresh: bool) -> str:
+        from aws_lambda_powertools.utilities import parameters
+
+        secret: Any = parameters.get_secret(arn, transform="json", max_age=config.secret_max_age_s, force_fetch=refresh)
+        return psycopg.conninfo.make_conninfo(
+            host=secret["host"],
+            port=secret.get("port", 5432),
+            dbname=secret.get("dbname", "postgres"),
+            user=secret["username"],
+            password=secret["password"],
+            sslmode=secret.get("sslmode", "prefer"),
+        )
+
+    return from_secret
+
+
+_database: Database | None = None
+
+
+def database() -> Database:
+    """The container's database, created on first use."""
+    global _database
+    if _database is None:
+        config = settings()
+        _database = Database(
+            conninfo_from(config),
+            role=config.runtime_role,
+            connect_timeout_s=config.connect_timeout_s,
+            statement_timeout_ms=config.statement_timeout_ms,
+        )
+    return _database

@@ -1,0 +1,33 @@
+"""Domain errors: plain classes, mapped to HTTP status codes in one place (api.py)."""
+
+
+class JobsError(Exception):
+    """Base of every error a caller can cause."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Unauthorized(JobsError):
+    """No credentials, or credentials nobody issued (401)."""
+
+
+class Forbidden(JobsError):
+    """Valid credentials without the right to this (403)."""
+
+
+class NotFound(JobsError):
+    """Absent, or another tenant's or device's (404)."""
+
+
+class Conflict(JobsError):
+    """Stale execution_number, or a job_id already taken (409)."""
+
+
+class InvalidRequest(JobsError):
+    """A request the state machine or the rules refuse (400)."""
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached; nothing was changed (503)."""

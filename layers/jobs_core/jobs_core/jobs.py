@@ -1,0 +1,216 @@
+"""What an operator does with jobs: create (fan out to the targets), list, read, cancel.
+
+Every call runs scoped to the operator's tenant (jobs.tenant_id), which row-level security
+enforces, in one transaction sent as one round trip.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from jobs_core.db import Connection, Database
+from jobs_core.errors import Conflict, InvalidRequest, NotFound
+from jobs_core.models import (
+    ExecutionSummary,
+    JobCanceled,
+    JobCreate,
+    JobCreated,
+    JobDetail,
+    JobSummary,
+)
+from jobs_core.statemachine import ExecutionStatus, JobStatus
+
+MAX_EXECUTIONS_PAGE = 1000
+DEFAULT_CANCEL_REASON = "canceled by operator"
+
+# The targets of a new job, resolved once, at creation (snapshot semantics).
+TARGET_DEVICE = """
+SELECT device_id FROM device_state
+WHERE tenant_id = current_setting('jobs.tenant_id', true) AND device_id = %(target_device_id)s
+"""
+TARGET_GROUP = """
+SELECT m.device_id FROM device_group_members m
+WHERE m.tenant_id = current_setting('jobs.tenant_id', true) AND m.group_id = %(target_group_id)s
+"""
+TARGET_ALL = """
+SELECT device_id FROM device_state WHERE tenant_id = current_setting('jobs.tenant_id', true)
+"""
+
+# One set-based statement, whatever the fleet size: the job row only if it has targets, then
+# one execution per target (the triggers tally them into the job's count rows).
+CREATE = """
+WITH targets AS ({targets}),
+job AS (
+    INSERT INTO jobs (tenant_id, job_id, document_type, document_params,
+                      target_device_id, target_group_id, target_all, expires_at, created_by)
+    SELECT current_setting('jobs.tenant_id', true), %(job_id)s, %(document_type)s, %(document_params)s,
+           %(target_device_id)s, %(target_group_id)s, %(target_all)s,
+           now() + make_interval(hours => %(expires_in_hours)s::integer), %(created_by)s
+    WHERE EXISTS (SELECT 1 FROM targets)
+    RETURNING tenant_id, job_id, status, expires_at
+), executions AS (
+    INSERT INTO job_executions (tenant_id, job_id, device_id)
+    SELECT job.tenant_id, job.job_id, targets.device_id FROM job, targets
+    RETURNING 1
+)
+SELECT job.job_id, job.status, job.expires_at, (SELECT count(*) FROM executions) AS execution_count
+FROM job
+"""
+
+# Counts come from the job's count rows (at most 16), never from its executions.
+SUMMARY_COLUMNS = """
+    j.job_id, j.document_type, j.document_params, j.status, j.target_device_id, j.target_group_id,
+    j.target_all, j.expires_at, j.created_by, j.created_at,
+    n.queued + n.in_progress + n.succeeded + n.failed + n.rejected + n.timed_out AS total_executions,
+    n.succeeded AS succeeded_count,
+    n.failed + n.timed_out + n.rejected AS failed_count
+"""
+COUNTS = """
+LEFT JOIN LATERAL (
+    SELECT coalesce(sum(c.queued), 0)::int AS queued, coalesce(sum(c.in_progress), 0)::int AS in_progress,
+           coalesce(sum(c.succeeded), 0)::int AS succeeded, coalesce(sum(c.failed), 0)::int AS failed,
+           coalesce(sum(c.rejected), 0)::int AS rejected, coalesce(sum(c.timed_out), 0)::int AS timed_out
+    FROM job_execution_counts c
+    WHERE c.tenant_id = j.tenant_id AND c.job_id = j.job_id
+) n ON true
+"""
+
+LIST = f"""
+SELECT {SUMMARY_COLUMNS}
+FROM jobs j
+{COUNTS}
+WHERE j.tenant_id = current_setting('jobs.tenant_id', true)
+  AND (%(status)s::text IS NULL OR j.status = %(status)s::text)
+ORDER BY j.created_at DESC, j.job_id DESC
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+DETAIL = f"""
+SELECT {SUMMARY_COLUMNS}, j.tenant_id, j.updated_at,
+       n.queued, n.in_progress, n.succeeded, n.failed, n.rejected, n.timed_out
+FROM jobs j
+{COUNTS}
+WHERE j.tenant_id = current_setting('jobs.tenant_id', true) AND j.job_id = %(job_id)s
+"""
+
+EXECUTIONS_PAGE = """
+SELECT device_id, status, status_details, execution_number, queued_at, started_at, last_updated_at
+FROM job_executions
+WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s
+  AND device_id > %(after)s
+ORDER BY device_id
+LIMIT %(limit)s
+"""
+
+# Cancel: QUEUED executions become REJECTED, then the job CANCELED, only while it is IN_PROGRESS.
+# Executions are locked before the job row, the order every device update takes them in.
+REJECT_QUEUED = """
+UPDATE job_executions e
+SET status = 'REJECTED', status_details = %(details)s,
+    execution_number = e.execution_number + 1, last_updated_at = now()
+WHERE e.tenant_id = current_setting('jobs.tenant_id', true) AND e.job_id = %(job_id)s
+  AND e.status = 'QUEUED'
+  AND EXISTS (SELECT 1 FROM jobs j
+              WHERE j.tenant_id = e.tenant_id AND j.job_id = e.job_id AND j.status = 'IN_PROGRESS')
+"""
+CANCEL = """
+UPDATE jobs SET status = 'CANCELED', updated_at = now()
+WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s AND status = 'IN_PROGRESS'
+RETURNING job_id, status
+"""
+STATUS = """
+SELECT status FROM jobs WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s
+"""
+
+
+def scope(conn: Connection, tenant_id: str) -> None:
+    """Scope the transaction to one tenant: row-level security shows it nothing else."""
+    conn.execute("SELECT set_config('jobs.tenant_id', %s, true)", [tenant_id])
+
+
+def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -> JobCreated:
+    if request.target_device_id is not None:
+        targets = TARGET_DEVICE
+    elif request.target_group_id is not None:
+        targets = TARGET_GROUP
+    else:
+        targets = TARGET_ALL
+    params = request.model_dump(exclude={"job_id", "document_params"}) | {
+        "job_id": request.job_id or str(uuid.uuid4()),
+        "document_params": Jsonb(request.document_params),
+        "created_by": user,
+    }
+    try:
+        with db.transaction() as conn:
+            scope(conn, tenant_id)
+            result = conn.execute(CREATE.format(targets=targets), params)
+    except psycopg.errors.UniqueViolation:
+        raise Conflict(f"job {params['job_id']} already exists") from None
+    row = result.fetchone()
+    if row is not None:
+        return JobCreated(**row)
+    if request.target_device_id is not None:
+        raise NotFound(f"device {request.target_device_id} not found")
+    if request.target_group_id is not None:
+        raise InvalidRequest(f"group {request.target_group_id} has no members")
+    raise InvalidRequest("the tenant has no devices")
+
+
+def list_jobs(db: Database, tenant_id: str, status: JobStatus | None, limit: int, offset: int) -> list[JobSummary]:
+    with db.transaction() as conn:
+        scope(conn, tenant_id)
+        result = conn.execute(LIST, {"status": status, "limit": limit, "offset": offset})
+    return [JobSummary(**row) for row in result.fetchall()]
+
+
+def _encode_cursor(device_id: str) -> str:
+    return base64.urlsafe_b64encode(device_id.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> str:
+    if not cursor:
+        return ""
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidRequest("invalid cursor") from None
+
+
+def detail(db: Database, tenant_id: str, job_id: str, limit: int, cursor: str | None) -> JobDetail:
+    after = _decode_cursor(cursor)
+    with db.transaction() as conn:
+        scope(conn, tenant_id)
+        job = conn.execute(DETAIL, {"job_id": job_id})
+        page = conn.execute(EXECUTIONS_PAGE, {"job_id": job_id, "after": after, "limit": limit + 1})
+    row: dict[str, Any] | None = job.fetchone()
+    if row is None:
+        raise NotFound(f"job {job_id} not found")
+    executions = [ExecutionSummary(**e) for e in page.fetchall()]
+    next_cursor = None
+    if len(executions) > limit:
+        executions = executions[:limit]
+        next_cursor = _encode_cursor(executions[-1].device_id)
+    counts = {status: row.pop(status.lower()) for status in ExecutionStatus}
+    return JobDetail(**row, counts=counts, executions=executions, next_cursor=next_cursor)
+
+
+def cancel(db: Database, tenant_id: str, job_id: str, reason: str | None) -> JobCanceled:
+    params = {"job_id": job_id, "details": Jsonb({"reason": reason or DEFAULT_CANCEL_REASON})}
+    with db.transaction() as conn:
+        scope(conn, tenant_id)
+        conn.execute(REJECT_QUEUED, params)
+        canceled = conn.execute(CANCEL, params)
+        current = conn.execute(STATUS, params)
+    row = canceled.fetchone()
+    if row is not None:
+        return JobCanceled(**row)
+    found = current.fetchone()
+    if found is None:
+        raise NotFound(f"job {job_id} not found")
+    raise InvalidRequest(f"only an IN_PROGRESS job can be canceled; this one is {found['status']}")

@@ -1,0 +1,37 @@
+"""Schema migrations: versioned SQL files in migrations/, applied by yoyo-migrations.
+
+Safe when two run at once: a session advisory lock serialises whole runs (yoyo's own lock
+row does not cover the creation of its bookkeeping tables).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from yoyo import get_backend, read_migrations
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATE_LOCK = 0x10B5_0001
+
+
+def _yoyo_uri(conninfo: str) -> str:
+    # Every connection parameter goes through the query string: yoyo hands them to psycopg as is.
+    params = {key: str(value) for key, value in conninfo_to_dict(conninfo).items() if value is not None}
+    return "postgresql+psycopg:///?" + urlencode(params)
+
+
+def migrate(conninfo: str) -> list[str]:
+    """Apply the pending migrations as the connecting (owner) user; returns the ids applied."""
+    with psycopg.connect(conninfo, autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", [MIGRATE_LOCK])
+        backend = get_backend(_yoyo_uri(conninfo))
+        try:
+            with backend.lock():
+                pending = backend.to_apply(read_migrations(str(MIGRATIONS)))
+                backend.apply_migrations(pending)
+        finally:
+            backend.connection.close()
+        return [migration.id for migration in pending]

@@ -1,0 +1,164 @@
+"""Request and response bodies, shared by the handlers and the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+
+from jobs_core.statemachine import ExecutionStatus, JobStatus
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_STATUS_DETAILS_BYTES = 4 * 1024
+MAX_DOCUMENT_PARAMS_BYTES = 32 * 1024
+
+# ISO 8601 with an explicit offset (+00:00): the connection's time zone is UTC.
+Timestamp = Annotated[datetime, PlainSerializer(lambda t: t.isoformat(), return_type=str)]
+
+
+def _json_at_most(limit: int) -> AfterValidator:
+    def check(value: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > limit:
+            raise ValueError(f"at most {limit} bytes of JSON, got {size}")
+        return value
+
+    return AfterValidator(check)
+
+
+StatusDetails = Annotated[dict[str, Any], _json_at_most(MAX_STATUS_DETAILS_BYTES)]
+DocumentParams = Annotated[dict[str, Any], _json_at_most(MAX_DOCUMENT_PARAMS_BYTES)]
+
+DeviceTarget = Literal["IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED"]
+
+
+class Document(BaseModel):
+    type: str
+    params: dict[str, Any]
+
+
+class PendingJob(BaseModel):
+    job_id: str
+    execution_number: int
+    document: Document
+    queued_at: Timestamp
+    expires_at: Timestamp | None
+
+
+class PendingJobs(BaseModel):
+    jobs: list[PendingJob]
+
+
+class Execution(BaseModel):
+    job_id: str
+    device_id: str
+    status: ExecutionStatus
+    status_details: dict[str, Any] | None
+    execution_number: int
+    document: Document
+    queued_at: Timestamp
+    started_at: Timestamp | None
+    last_updated_at: Timestamp
+    expires_at: Timestamp | None
+
+
+class ExecutionUpdate(BaseModel):
+    """PUT /device/v1/jobs/{job_id}/execution: claim, progress, or finish."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: DeviceTarget
+    status_details: StatusDetails | None = None
+    execution_number: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="the version the device last saw; 409 if it changed"
+    )
+
+
+class ExecutionUpdated(BaseModel):
+    job_id: str
+    device_id: str
+    status: ExecutionStatus
+    execution_number: int = Field(description="the new version, to send with the next update")
+
+
+class ErrorBody(BaseModel):
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+# Operator API
+
+
+class JobCreate(BaseModel):
+    """POST /customer/jobs. Exactly one target: a device, a group, or every device of the tenant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str | None = Field(default=None, pattern=JOB_ID_PATTERN, description="a uuid4 when absent")
+    document_type: str = Field(min_length=1, max_length=100)
+    document_params: DocumentParams = Field(default_factory=dict)
+    target_device_id: str | None = Field(default=None, min_length=1, max_length=128)
+    target_group_id: str | None = Field(default=None, min_length=1, max_length=128)
+    target_all: bool = False
+    expires_in_hours: int | None = Field(default=24, ge=1, le=720, description="null: never expires")
+
+    @model_validator(mode="after")
+    def _exactly_one_target(self) -> JobCreate:
+        chosen = [self.target_device_id is not None, self.target_group_id is not None, self.target_all]
+        if sum(chosen) != 1:
+            raise ValueError("exactly one of target_device_id, target_group_id, target_all must be set")
+        return self
+
+
+class JobCreated(BaseModel):
+    job_id: str
+    status: JobStatus
+    execution_count: int
+    expires_at: Timestamp | None
+
+
+class JobSummary(BaseModel):
+    job_id: str
+    document_type: str
+    document_params: dict[str, Any]
+    status: JobStatus
+    target_device_id: str | None
+    target_group_id: str | None
+    target_all: bool
+    expires_at: Timestamp | None
+    created_by: str | None
+    created_at: Timestamp
+    total_executions: int
+    succeeded_count: int
+    failed_count: int = Field(description="FAILED, TIMED_OUT and REJECTED")
+
+
+class ExecutionSummary(BaseModel):
+    device_id: str
+    status: ExecutionStatus
+    status_details: dict[str, Any] | None
+    execution_number: int
+    queued_at: Timestamp
+    started_at: Timestamp | None
+    last_updated_at: Timestamp
+
+
+class JobDetail(JobSummary):
+    tenant_id: str
+    updated_at: Timestamp
+    counts: dict[ExecutionStatus, int] = Field(description="executions by status")
+    executions: list[ExecutionSummary] = Field(description="one page, by device_id")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+
+
+class JobCancel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=1024)
+
+
+class JobCanceled(BaseModel):
+    job_id: str
+    status: JobStatus

@@ -1,0 +1,43 @@
+"""Configuration, validated once at cold start so a bad deployment fails loudly."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class Settings(BaseModel):
+    database_url: str | None = None  # local: a libpq URL
+    database_secret_arn: str | None = None  # cloud: a Secrets Manager secret (RDS JSON shape)
+    runtime_role: str = "jobs_runtime"
+    sweeper_role: str = "jobs_sweeper"
+    connect_timeout_s: int = Field(default=5, ge=1, le=60)
+    statement_timeout_ms: int = Field(default=5000, ge=100, le=900_000)
+    secret_max_age_s: int = Field(default=300, ge=0)
+    tenant_claim: str = "tenant_id"
+    sweep_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    sweep_max_batches: int = Field(default=50, ge=1)
+
+    @model_validator(mode="after")
+    def _one_database(self) -> Settings:
+        if not self.database_url and not self.database_secret_arn:
+            raise ValueError("set DATABASE_URL (local) or DATABASE_SECRET_ARN (cloud)")
+        return self
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    env = {
+        "database_url": os.environ.get("DATABASE_URL") or None,
+        "database_secret_arn": os.environ.get("DATABASE_SECRET_ARN") or None,
+        "runtime_role": os.environ.get("DB_RUNTIME_ROLE"),
+        "sweeper_role": os.environ.get("DB_SWEEPER_ROLE"),
+        "connect_timeout_s": os.environ.get("DB_CONNECT_TIMEOUT_S"),
+        "statement_timeout_ms": os.environ.get("DB_STATEMENT_TIMEOUT_MS"),
+        "tenant_claim": os.environ.get("TENANT_CLAIM"),
+        "sweep_batch_size": os.environ.get("SWEEP_BATCH_SIZE"),
+        "sweep_max_batches": os.environ.get("SWEEP_MAX_BATCHES"),
+    }
+    return Settings.model_validate({k: v for k, v in env.items() if v is not None})
