@@ -1,0 +1,49 @@
+# Two commands: `make run` serves the API on http://127.0.0.1:$(PORT); `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 3000
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_PYTHON ?= python3
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: run test lint typecheck openapi check-openapi sam-validate sam-build clean
+
+$(VENV)/.installed: requirements-dev.txt layers/jobs_core/requirements.txt tools/devpaths.py $(wildcard functions/*/*.py)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) tools/devpaths.py
+	touch $@
+
+run: $(VENV)/.installed
+	PORT=$(PORT) $(PY) -m jobs_local.server
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(PY) -m mypy
+
+openapi: $(VENV)/.installed  ## regenerate the committed openapi.json from the handlers
+	$(PY) -m jobs_local.openapi
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	test -x $(SAM) || $(SAM_PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
+	touch $@
+
+sam-validate: $(SAM_VENV)/.installed
+	$(SAM) validate --lint
+
+# The layer and functions are built for python3.13 on arm64; pyenv provides python3.13 here.
+sam-build: $(SAM_VENV)/.installed sam-validate
+	PYENV_VERSION=$${PYENV_VERSION:-3.13.0} $(SAM) build --parallel
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

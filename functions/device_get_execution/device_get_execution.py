@@ -1,0 +1,32 @@
+"""GET /device/v1/jobs/{job_id}/execution: one execution with its document (resume after a reboot)."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobs_core import executions
+from jobs_core.api import DEVICE_SECURITY, ERROR_RESPONSES, logger, metrics, provision_token, resolver
+from jobs_core.db import database
+from jobs_core.models import JOB_ID_PATTERN, Execution
+
+app = resolver()
+
+
+@app.get(
+    "/device/v1/jobs/<job_id>/execution",
+    summary="Read this device's execution of a job",
+    security=DEVICE_SECURITY,
+    responses={200: {"description": "the execution and its job document"}, **ERROR_RESPONSES},
+    tags=["device"],
+)
+def get_execution(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)]) -> Execution:
+    return executions.describe(database(), provision_token(app), job_id)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response: dict[str, Any] = app.resolve(event, context)
+    return response

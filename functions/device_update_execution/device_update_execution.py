@@ -1,0 +1,39 @@
+"""PUT /device/v1/jobs/{job_id}/execution: claim, report progress, or finish an execution."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobs_core import executions
+from jobs_core.api import DEVICE_SECURITY, ERROR_RESPONSES, logger, metrics, provision_token, resolver
+from jobs_core.db import database
+from jobs_core.models import JOB_ID_PATTERN, ExecutionUpdate, ExecutionUpdated
+
+app = resolver()
+
+
+@app.put(
+    "/device/v1/jobs/<job_id>/execution",
+    summary="Claim, report progress on, or finish this device's execution of a job",
+    description=(
+        "QUEUED to IN_PROGRESS claims; IN_PROGRESS to IN_PROGRESS reports progress; SUCCEEDED, FAILED "
+        "and REJECTED finish. Send the execution_number last seen: a stale one is 409."
+    ),
+    security=DEVICE_SECURITY,
+    responses={200: {"description": "the execution's new status and version"}, **ERROR_RESPONSES},
+    tags=["device"],
+)
+def update_execution(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)], change: ExecutionUpdate) -> ExecutionUpdated:
+    updated = executions.update(database(), provision_token(app), job_id, change)
+    metrics.add_metric(name=f"Executions{updated.status.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
+    return updated
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response: dict[str, Any] = app.resolve(event, context)
+    return response

@@ -1,0 +1,37 @@
+"""GET /customer/jobs/{job_id}: a job, its counts by status, and one page of its executions."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobs_core import jobs
+from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, logger, metrics, operator, resolver
+from jobs_core.db import database
+from jobs_core.models import JOB_ID_PATTERN, JobDetail
+
+app = resolver()
+
+
+@app.get(
+    "/customer/jobs/<job_id>",
+    summary="Read a job with a page of its executions",
+    security=OPERATOR_SECURITY,
+    responses={200: {"description": "the job"}, **ERROR_RESPONSES},
+    tags=["operator"],
+)
+def get_job(
+    job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)],
+    executions_limit: Annotated[int, Query(ge=1, le=jobs.MAX_EXECUTIONS_PAGE)] = jobs.MAX_EXECUTIONS_PAGE,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> JobDetail:
+    tenant_id, _ = operator(app)
+    return jobs.detail(database(), tenant_id, job_id, executions_limit, cursor)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response: dict[str, Any] = app.resolve(event, context)
+    return response

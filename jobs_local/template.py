@@ -1,0 +1,95 @@
+"""The routes of template.yaml, read the way SAM reads them: the one route table there is."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jobs_local.devdb import ROOT
+
+TEMPLATE = ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation short forms (!Ref, !Sub, !GetAtt...) as plain values."""
+
+
+def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    assert isinstance(node, yaml.MappingNode)
+    return loader.construct_mapping(node)
+
+
+_CfnLoader.add_multi_constructor("!", _any_tag)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # as in the template: /device/v1/jobs/{job_id}/execution
+    function: str  # logical id
+    code_uri: Path
+    handler: str  # module.function
+    authorized: bool  # behind the API's default JWT authorizer
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+    @property
+    def module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if method != self.method:
+            return None
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))
+        found = re.fullmatch(pattern, path)
+        return found.groupdict() if found else None
+
+    def lambda_handler(self) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+        # The handler's folder is on sys.path in the dev environment, as /var/task is in Lambda.
+        module = importlib.import_module(self.module)
+        handler: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(module, self.handler.rsplit(".", 1)[1])
+        return handler
+
+
+@cache
+def load() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 (a SafeLoader subclass)
+    return loaded
+
+
+def functions() -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in load()["Resources"].items() if res["Type"] == "AWS::Serverless::Function"}
+
+
+def routes() -> list[Route]:
+    found = []
+    for name, res in functions().items():
+        props = res["Properties"]
+        for event in props.get("Events", {}).values():
+            if event["Type"] != "HttpApi":
+                continue
+            auth = event["Properties"].get("Auth", {})
+            found.append(
+                Route(
+                    method=event["Properties"]["Method"].upper(),
+                    path=event["Properties"]["Path"],
+                    function=name,
+                    code_uri=ROOT / props["CodeUri"],
+                    handler=props["Handler"],
+                    authorized=auth.get("Authorizer") != "NONE",
+                )
+            )
+    return found
