@@ -76,6 +76,13 @@ def resolver() -> APIGatewayHttpResolver:
         ]
         return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid request", details=details)
 
+    @app.exception_handler(UnicodeDecodeError)
+    def undecodable_body(exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
+        # Powertools decodes the body before validating it; bytes that are not UTF-8 fail there.
+        return _error(
+            HTTPStatus.UNPROCESSABLE_ENTITY, "invalid request", details=[{"loc": ["body"], "msg": "not UTF-8"}]
+        )
+
     @app.exception_handler(DatabaseUnavailable)
     def database_unavailable(exc: DatabaseUnavailable) -> Response[dict[str, Any]]:
         logger.warning("database unavailable", extra={"reason": str(exc), "cause": type(exc.__cause__).__name__})

@@ -1,0 +1,126 @@
+"""Races, on real PostgreSQL: each thread is its own container, with its own connection."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow
+
+from jobs_core import executions
+from jobs_core.db import Database
+from jobs_core.errors import Conflict, InvalidRequest
+from jobs_core.models import ExecutionUpdate
+from jobs_core.sweep import sweep
+
+
+def all_at_once(n: int, database_url: str, work: Callable[[Database, int], Any]) -> list[Any]:
+    """Run work(db, i) on n threads released together; returns results or exceptions."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+    databases = [Database(lambda refresh: database_url) for _ in range(n)]
+    for database in databases:
+        database.connection()  # connected before the start line
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work(databases[i], i)
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for database in databases:
+        database.close()
+    return results
+
+
+def test_of_32_simultaneous_claims_exactly_one_wins(
+    database_url: str, tenant: str, register, create_job, admin: psycopg.Connection[DictRow]
+) -> None:
+    token = register(tenant, 1)["dev-0000"]
+    create_job(tenant, job_id="j")
+
+    results = all_at_once(
+        32,
+        database_url,
+        lambda db, i: executions.update(db, token, "j", ExecutionUpdate(status="IN_PROGRESS", execution_number=1)),
+    )
+
+    outcomes = Counter(type(r).__name__ for r in results)
+    assert outcomes == {"ExecutionUpdated": 1, "Conflict": 31}, outcomes
+    row = admin.execute("SELECT status, execution_number FROM job_executions WHERE tenant_id = %s", [tenant]).fetchone()
+    assert row == {"status": "IN_PROGRESS", "execution_number": 2}
+
+
+def test_every_accepted_update_bumps_the_version_exactly_once(
+    database_url: str, tenant: str, register, create_job, admin: psycopg.Connection[DictRow]
+) -> None:
+    token = register(tenant, 1)["dev-0000"]
+    create_job(tenant, job_id="j")
+    wanted = ["IN_PROGRESS"] * 24 + ["SUCCEEDED"] * 4 + ["FAILED"] * 4
+
+    results = all_at_once(
+        len(wanted), database_url, lambda db, i: executions.update(db, token, "j", ExecutionUpdate(status=wanted[i]))
+    )
+
+    accepted = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert all(isinstance(r, InvalidRequest | Conflict) for r in refused), refused
+    finishes = [r for r in accepted if r.status in ("SUCCEEDED", "FAILED")]
+    assert len(finishes) <= 1  # a terminal execution never changes again
+    row = admin.execute("SELECT status, execution_number FROM job_executions WHERE tenant_id = %s", [tenant]).fetchone()
+    assert row is not None
+    assert row["execution_number"] == 1 + len(accepted)
+    assert sorted(r.execution_number for r in accepted) == list(range(2, 2 + len(accepted)))
+
+
+def test_devices_finishing_a_job_together_complete_it_exactly_once(
+    database_url: str, tenant: str, register, create_job, admin: psycopg.Connection[DictRow]
+) -> None:
+    tokens = list(register(tenant, 48).values())
+    create_job(tenant, job_id="j")
+    for token in tokens:
+        executions.update(Database(lambda refresh: database_url), token, "j", ExecutionUpdate(status="IN_PROGRESS"))
+
+    results = all_at_once(
+        len(tokens),
+        database_url,
+        lambda db, i: executions.update(db, tokens[i], "j", ExecutionUpdate(status="SUCCEEDED")),
+    )
+
+    assert not [r for r in results if isinstance(r, Exception)]
+    job = admin.execute("SELECT status FROM jobs WHERE tenant_id = %s", [tenant]).fetchone()
+    assert job == {"status": "COMPLETED"}
+    counts = admin.execute(
+        "SELECT sum(succeeded) AS succeeded, sum(queued + in_progress) AS active FROM job_execution_counts"
+        " WHERE tenant_id = %s",
+        [tenant],
+    ).fetchone()
+    assert counts == {"succeeded": 48, "active": 0}
+
+
+def test_two_sweeps_at_once_time_out_each_execution_once(
+    database_url: str, tenant: str, register, create_job, admin: psycopg.Connection[DictRow]
+) -> None:
+    register(tenant, 300)
+    create_job(tenant, job_id="j")
+    admin.execute("UPDATE jobs SET expires_at = now() - interval '1 minute' WHERE tenant_id = %s", [tenant])
+
+    results = all_at_once(2, database_url, lambda db, i: sweep(db, batch_size=50))
+
+    assert sum(r.timed_out for r in results) == 300
+    statuses = admin.execute(
+        "SELECT status, count(*) AS n, max(execution_number) AS version FROM job_executions"
+        " WHERE tenant_id = %s GROUP BY status",
+        [tenant],
+    ).fetchall()
+    assert statuses == [{"status": "TIMED_OUT", "n": 300, "version": 2}]
+    assert admin.execute("SELECT status FROM jobs WHERE tenant_id = %s", [tenant]).fetchone() == {"status": "COMPLETED"}
