@@ -1,0 +1,143 @@
+"""What PostgreSQL itself guarantees: row-level security, the runtime role, one round trip per
+device call, migrations, and behaviour when the database goes away."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import DictRow
+
+from jobs_core import executions
+from jobs_core.db import Database
+from jobs_core.errors import DatabaseUnavailable
+from jobs_core.migrate import migrate
+from jobs_core.models import ExecutionUpdate
+from jobs_local.roundtrips import RoundTripCounter
+from tests.helpers import invoke
+
+Admin = psycopg.Connection[DictRow]
+TENANT_TABLES = ["device_state", "device_group_members", "jobs", "job_executions", "job_execution_counts"]
+
+
+def test_rls_is_enabled_and_forced_on_every_tenant_table(admin: Admin) -> None:
+    rows = admin.execute(
+        "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class"
+        " WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND relname = ANY(%s)",
+        [TENANT_TABLES],
+    ).fetchall()
+    assert sorted(r["relname"] for r in rows) == sorted(TENANT_TABLES)
+    assert all(r["relrowsecurity"] and r["relforcerowsecurity"] for r in rows)
+
+
+def test_the_runtime_role_owns_nothing_and_bypasses_nothing(admin: Admin) -> None:
+    owned = admin.execute("SELECT count(*) AS n FROM pg_class WHERE relowner = 'jobs_runtime'::regrole").fetchone()
+    assert owned == {"n": 0}
+    role = admin.execute(
+        "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'jobs_runtime'"
+    ).fetchone()
+    assert role == {"rolsuper": False, "rolbypassrls": False, "rolcanlogin": False}
+
+
+def test_a_query_without_tenant_filter_sees_only_the_current_tenant(
+    db: Database, tenant: str, other_tenant: str, register, create_job
+) -> None:
+    register(tenant, 2)
+    register(other_tenant, 3)
+    create_job(tenant)
+    create_job(other_tenant)
+    with db.transaction() as conn:
+        conn.execute("SELECT set_config('jobs.tenant_id', %s, true)", [tenant])
+        seen = {table: conn.execute(f"SELECT DISTINCT tenant_id FROM {table}") for table in TENANT_TABLES}
+        who = conn.execute("SELECT current_user AS role")
+    assert who.fetchone() == {"role": "jobs_runtime"}
+    for table, cursor in seen.items():
+        tenants = {row["tenant_id"] for row in cursor.fetchall()}
+        assert tenants <= {tenant}, table
+    with db.transaction() as conn:  # and with no tenant at all, nothing
+        unscoped = conn.execute("SELECT count(*) AS n FROM job_executions")
+    assert unscoped.fetchone() == {"n": 0}
+
+
+def test_the_runtime_role_cannot_write_into_another_tenant(db: Database, tenant: str, other_tenant: str) -> None:
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), db.transaction() as conn:
+        conn.execute("SELECT set_config('jobs.tenant_id', %s, true)", [tenant])
+        conn.execute(
+            "INSERT INTO device_state (tenant_id, device_id, token_hash) VALUES (%s, 'd', 'h')", [other_tenant]
+        )
+
+
+@pytest.mark.parametrize("call", ["pending", "describe", "claim", "finish"])
+def test_each_device_call_is_one_round_trip(database_url: str, tenant: str, register, create_job, call: str) -> None:
+    token = register(tenant, 1)["dev-0000"]
+    create_job(tenant, job_id="j")
+    counter = RoundTripCounter(database_url)
+    db = Database(lambda refresh: counter.conninfo)
+    db.connection()
+    if call == "finish":
+        executions.update(db, token, "j", ExecutionUpdate(status="IN_PROGRESS"))
+    before = counter.count()
+
+    if call == "pending":
+        executions.pending(db, token)
+    elif call == "describe":
+        executions.describe(db, token, "j")
+    else:
+        executions.update(db, token, "j", ExecutionUpdate(status="IN_PROGRESS" if call == "claim" else "SUCCEEDED"))
+
+    assert counter.count() - before == 1
+    db.close()
+    counter.close()
+
+
+def test_migrations_are_idempotent_and_safe_when_two_run_at_once(server_url: str) -> None:
+    name = f"jobs_migrate_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_conninfo(server_url, dbname=name)
+    try:
+        results: list[object] = [None, None]
+
+        def run(i: int) -> None:
+            try:
+                results[i] = migrate(url)
+            except Exception as exc:
+                results[i] = exc
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(map(str, results)) == ["['0001_schema']", "[]"]
+        assert migrate(url) == []
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_an_unreachable_database_is_503_json(monkeypatch: pytest.MonkeyPatch, tenant: str) -> None:
+    import jobs_core.db
+
+    down = Database(lambda refresh: "host=127.0.0.1 port=1 dbname=x user=x connect_timeout=1")
+    monkeypatch.setattr(jobs_core.db, "_database", down)
+    for method, path in [("GET", "/device/v1/jobs/pending"), ("GET", "/customer/jobs")]:
+        status, body = invoke(method, path, token="t", claims={"tenant_id": tenant, "sub": "a"})
+        assert (status, body) == (503, {"message": "service unavailable, retry later"})
+
+
+def test_a_broken_connection_is_replaced_on_the_next_call(
+    db: Database, admin: Admin, tenant: str, register, create_job
+) -> None:
+    token = register(tenant, 1)["dev-0000"]
+    create_job(tenant, job_id="j")
+    pid = db.connection().info.backend_pid
+    admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    with pytest.raises(DatabaseUnavailable):
+        executions.pending(db, token)  # this call finds the connection dead: 503, nothing done
+    assert [job.job_id for job in executions.pending(db, token).jobs] == ["j"]
+    assert db.connection().info.backend_pid != pid
