@@ -7,6 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_PYTHON ?= python3
 export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: run test lint typecheck openapi check-openapi sam-validate sam-build clean
 
