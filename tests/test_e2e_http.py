@@ -243,3 +243,24 @@ def test_two_tenants_are_isolated_on_all_seven_routes(
         http(base_url, "GET", "/device/v1/jobs/pending", headers={"X-Provision-Token": mine})[1]["jobs"][0]["job_id"]
         == "secret-job"
     )
+
+
+def test_conflicts_and_invalid_input_over_http(base_url: str, env: dict[str, str], tenant: str) -> None:
+    device = {"X-Provision-Token": jobsctl(env, "device", "add", tenant, "d1").strip()}
+    operator = bearer(devjwt.mint(tenant))
+    job = {"job_id": "dup", "document_type": "x", "target_all": True}
+    assert http(base_url, "POST", "/customer/jobs", headers=operator, body=job)[0] == 201
+    assert http(base_url, "POST", "/customer/jobs", headers=operator, body=job) == (
+        409,
+        {"message": "job dup already exists"},
+    )
+    status, body = http(base_url, "POST", "/customer/jobs", headers=operator, body={"document_type": "x"})
+    assert status == 422 and body["message"] == "invalid request"
+
+    assert (
+        http(base_url, "PUT", "/device/v1/jobs/dup/execution", headers=device, body={"status": "IN_PROGRESS"})[0] == 200
+    )
+    stale = {"status": "SUCCEEDED", "execution_number": 1}
+    assert http(base_url, "PUT", "/device/v1/jobs/dup/execution", headers=device, body=stale)[0] == 409
+    status, body = http(base_url, "PUT", "/device/v1/jobs/dup/execution", headers=device, body={"status": "DONE"})
+    assert status == 422 and "details" in body

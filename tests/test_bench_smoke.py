@@ -1,0 +1,23 @@
+"""The benchmark's own code at tiny sizes, so it cannot rot (the real run is `make bench`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from jobs_local.devdb import ROOT
+
+
+def test_the_benchmark_runs_and_prints_its_table(database_url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/bench.py", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| figure |")
+    assert "| round trips per device call | pending 1, describe 1, claim 1, progress 1, finish 1 |" in done.stdout
+    assert len(table) >= 9
