@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     except psycopg.errors.CheckViolation as exc:
         print(f"error: invalid value ({exc.diag.constraint_name})", file=sys.stderr)
         return 2
+    except psycopg.DataError as exc:
+        print(f"error: invalid value ({exc})", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,15 +1,14 @@
 """One PostgreSQL connection per container, reused across invocations.
 
-Every unit of work is one transaction sent as one pipeline: BEGIN, the statements,
-COMMIT, then a single sync. Whatever the number of statements, a call costs one
-network round trip, and it is all-or-nothing: a failing statement aborts the rest.
+Every unit of work is one transaction sent as one pipeline with a single sync: whatever
+the number of statements, a call costs one network round trip, and it is all-or-nothing.
 Callers read their cursors after the block, once the results are in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -68,17 +67,27 @@ class Database:
 
     @contextmanager
     def transaction(self, *, role: str | None = None, pipeline: bool = True) -> Iterator[Connection]:
-        """One transaction. Pipelined (the default), it is one round trip: statements executed on
-        the yielded connection are queued, and their cursors are read after the block. Without
-        the pipeline, each statement runs at once, for work that decides as it goes."""
+        """One transaction.
+
+        Pipelined (the default), it is one round trip: the statements executed on the yielded
+        connection are queued and sent with a single Sync, and their cursors are read after the
+        block. Statements up to a Sync form one implicit transaction in PostgreSQL's extended
+        protocol: they commit together at the Sync, or the first error skips the rest and rolls
+        all back. (No BEGIN/COMMIT needed; `set_config(..., true)` lasts until that Sync.)
+        Without the pipeline, an explicit transaction whose statements run at once, for work
+        that decides as it goes."""
         conn = self.connection()
         try:
-            with conn.pipeline() if pipeline else nullcontext():
-                conn.execute("BEGIN")
-                if role is not None:
-                    conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
-                yield conn
-                conn.execute("COMMIT")
+            if pipeline:
+                with conn.pipeline():
+                    if role is not None:
+                        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+                    yield conn
+            else:
+                with conn.transaction():
+                    if role is not None:
+                        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+                    yield conn
         except psycopg.OperationalError as exc:
             self._abandon(conn)
             raise DatabaseUnavailable("database unavailable") from exc

@@ -27,8 +27,8 @@ def token_hash(token: str) -> str:
 def authenticate(conn: Connection, token: str | None) -> Cursor[DictRow]:
     """Queue the statements that resolve a provision token to its device and scope the rest of the
     transaction to it (jobs.tenant_id, jobs.device_id). Read the result with `identity`."""
-    if not token or len(token) > MAX_TOKEN_LENGTH:
-        token = ""  # matches no device; the caller gets 401 from identity()
+    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        token = ""  # matches no device (tokens are URL-safe base64); the caller gets 401 from identity()
     params = {"token_hash": token_hash(token)}
     # The registry row is readable by its token hash before the tenant is known (see the RLS policy).
     conn.execute("SELECT set_config('jobs.token_hash', %(token_hash)s, true)", params)

@@ -177,9 +177,12 @@ def _decode_cursor(cursor: str | None) -> str:
     if not cursor:
         return ""
     try:
-        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+        after = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidRequest("invalid cursor") from None
+    if "\x00" in after:
+        raise InvalidRequest("invalid cursor")
+    return after
 
 
 def detail(db: Database, tenant_id: str, job_id: str, limit: int, cursor: str | None) -> JobDetail:

@@ -18,8 +18,37 @@ MAX_DOCUMENT_PARAMS_BYTES = 32 * 1024
 Timestamp = Annotated[datetime, PlainSerializer(lambda t: t.isoformat(), return_type=str)]
 
 
-def _json_at_most(limit: int) -> AfterValidator:
+MAX_JSON_DEPTH = 32
+
+
+def _check_text(value: str) -> str:
+    """Text PostgreSQL can store: no NUL characters, no lone surrogates."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+def _bounded_json(limit: int) -> AfterValidator:
+    """At most `limit` bytes of JSON, MAX_JSON_DEPTH levels deep, every string storable."""
+
     def check(value: dict[str, Any]) -> dict[str, Any]:
+        stack: list[tuple[Any, int]] = [(value, 1)]
+        while stack:  # iterative: a deep document cannot exhaust the Python stack
+            item, depth = stack.pop()
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"at most {MAX_JSON_DEPTH} levels of nesting")
+            if isinstance(item, dict):
+                for key, inner in item.items():
+                    _check_text(key)
+                    stack.append((inner, depth + 1))
+            elif isinstance(item, list):
+                stack.extend((inner, depth + 1) for inner in item)
+            elif isinstance(item, str):
+                _check_text(item)
         size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
         if size > limit:
             raise ValueError(f"at most {limit} bytes of JSON, got {size}")
@@ -28,8 +57,9 @@ def _json_at_most(limit: int) -> AfterValidator:
     return AfterValidator(check)
 
 
-StatusDetails = Annotated[dict[str, Any], _json_at_most(MAX_STATUS_DETAILS_BYTES)]
-DocumentParams = Annotated[dict[str, Any], _json_at_most(MAX_DOCUMENT_PARAMS_BYTES)]
+Text = Annotated[str, AfterValidator(_check_text)]
+StatusDetails = Annotated[dict[str, Any], _bounded_json(MAX_STATUS_DETAILS_BYTES)]
+DocumentParams = Annotated[dict[str, Any], _bounded_json(MAX_DOCUMENT_PARAMS_BYTES)]
 
 DeviceTarget = Literal["IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED"]
 
@@ -97,10 +127,10 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job_id: str | None = Field(default=None, pattern=JOB_ID_PATTERN, description="a uuid4 when absent")
-    document_type: str = Field(min_length=1, max_length=100)
+    document_type: Text = Field(min_length=1, max_length=100)
     document_params: DocumentParams = Field(default_factory=dict)
-    target_device_id: str | None = Field(default=None, min_length=1, max_length=128)
-    target_group_id: str | None = Field(default=None, min_length=1, max_length=128)
+    target_device_id: Text | None = Field(default=None, min_length=1, max_length=128)
+    target_group_id: Text | None = Field(default=None, min_length=1, max_length=128)
     target_all: bool = False
     expires_in_hours: int | None = Field(default=24, ge=1, le=720, description="null: never expires")
 
@@ -156,7 +186,7 @@ class JobDetail(JobSummary):
 class JobCancel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=1024)
+    reason: Text | None = Field(default=None, max_length=1024)
 
 
 class JobCanceled(BaseModel):
