@@ -196,7 +196,21 @@ def figures(server_url: str, devices: int, quick: bool) -> list[Figure]:
             token(small, 1),
             {"status": "IN_PROGRESS", "status_details": {"pct": 1}},
         )
-        for name, invoke in [("pending", pending), ("describe", describe), ("update (progress)", progress)]:
+        # A write's floor is a durable commit, not SELECT 1: the same one-row UPDATE, autocommitted.
+        bare_update = timed(
+            lambda: admin.execute(
+                "UPDATE job_executions SET last_updated_at = now() WHERE tenant_id = %s AND job_id = 'warm'"
+                " AND device_id = 'dev-0000001'",
+                [small],
+            ),
+            reps,
+        )
+        for name, invoke, floor, floor_name in [
+            ("pending", pending, select1, "SELECT 1"),
+            ("describe", describe, select1, "SELECT 1"),
+            ("update (progress)", progress, select1, "SELECT 1"),
+            ("update (progress), against a bare write", progress, bare_update, "one-row UPDATE, autocommit"),
+        ]:
             for _ in range(50):
                 invoke()
             samples = timed(invoke, reps)
@@ -204,8 +218,8 @@ def figures(server_url: str, devices: int, quick: bool) -> list[Figure]:
                 Figure(
                     f"warm handler latency: {name}",
                     ms(samples),
-                    f"SELECT 1 {ms(select1)}",
-                    percentile(samples, 50) / percentile(select1, 50),
+                    f"{floor_name} {ms(floor)}",
+                    percentile(samples, 50) / percentile(floor, 50),
                     "<= 2.0 (p50)",
                 )
             )

@@ -41,6 +41,7 @@ JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.job_id
 WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
   AND e.device_id = current_setting('jobs.device_id', true)
   AND e.job_id = %(job_id)s
+  AND j.job_id = %(job_id)s
 """
 
 # The compare-and-set. `locked` takes the row lock only while the row still allows the
@@ -56,19 +57,21 @@ WITH found AS (
     WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
       AND e.device_id = current_setting('jobs.device_id', true)
       AND e.job_id = %(job_id)s
+      AND j.job_id = %(job_id)s
 ), locked AS (
-    SELECT e.tenant_id, e.job_id, e.device_id, e.status AS previous
+    SELECT e.status AS previous
     FROM job_executions e
+    JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.job_id
     WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
       AND e.device_id = current_setting('jobs.device_id', true)
       AND e.job_id = %(job_id)s
+      AND j.job_id = %(job_id)s
       AND e.status = ANY(%(sources)s::text[])
       AND (%(expected)s::integer IS NULL OR e.execution_number = %(expected)s::integer)
-      AND (e.status <> 'QUEUED' OR %(status)s <> 'IN_PROGRESS' OR EXISTS (
-            SELECT 1 FROM jobs j  -- a claim needs a job that is running and unexpired
-            WHERE j.tenant_id = e.tenant_id AND j.job_id = e.job_id
-              AND j.status = 'IN_PROGRESS' AND (j.expires_at IS NULL OR j.expires_at > now())))
-    FOR UPDATE
+      -- a claim needs a job that is running and unexpired
+      AND (e.status <> 'QUEUED' OR %(status)s <> 'IN_PROGRESS'
+           OR (j.status = 'IN_PROGRESS' AND (j.expires_at IS NULL OR j.expires_at > now())))
+    FOR UPDATE OF e
 ), updated AS (
     UPDATE job_executions e
     SET status = %(status)s,
@@ -77,8 +80,10 @@ WITH found AS (
         last_updated_at = now(),
         started_at = CASE WHEN l.previous = 'QUEUED' AND %(status)s = 'IN_PROGRESS' THEN now()
                           ELSE e.started_at END
-    FROM locked l
-    WHERE e.tenant_id = l.tenant_id AND e.job_id = l.job_id AND e.device_id = l.device_id
+    FROM locked l  -- at most one row: the key below is the whole primary key
+    WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
+      AND e.device_id = current_setting('jobs.device_id', true)
+      AND e.job_id = %(job_id)s
     RETURNING e.status, e.execution_number
 )
 SELECT f.status AS found_status, f.execution_number AS found_number, f.claimable,
