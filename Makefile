@@ -9,7 +9,7 @@ SAM_PYTHON ?= python3
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test bench lint typecheck openapi sam-validate sam-build clean
+.PHONY: run test bench fuzz lint typecheck openapi sam-validate sam-build clean
 
 $(VENV)/.installed: requirements-dev.txt layers/jobs_core/requirements.txt tools/devpaths.py $(wildcard functions/*/*.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(VENV)/.installed
 # Figures against baselines measured in the same run, on a database of its own; kept out of `make test`.
 bench: $(VENV)/.installed
 	$(PY) bench/bench.py --out bench/RESULTS.md
+
+# Schemathesis against the local server, longer than the bounded run in `make test`.
+fuzz: $(VENV)/.installed
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(PY) -m pytest tests/test_fuzz.py -s
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

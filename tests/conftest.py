@@ -4,6 +4,11 @@ migrated and dropped at the end; each test works in tenants of its own."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,6 +25,7 @@ from jobs_core.migrate import migrate
 from jobs_core.models import JobCreate, JobCreated
 from jobs_core.settings import settings
 from jobs_local import devdb
+from jobs_local.devdb import ROOT
 
 
 @pytest.fixture(scope="session")
@@ -98,3 +104,40 @@ def create_job(db: Database) -> Callable[..., JobCreated]:
         return jobs.create(db, tenant_id, "tester", JobCreate(**fields))
 
     return _create
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def env(database_url: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": database_url}
+
+
+@pytest.fixture(scope="session")
+def base_url(env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jobs_local.server", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/openapi.json", timeout=1).close()  # noqa: S310
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(server.stderr.read().decode() if server.stderr else "server did not start") from None
+            time.sleep(0.1)
+    yield url
+    server.terminate()
+    server.wait(10)

@@ -4,14 +4,11 @@ example device agent, each in a process of its own."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -19,43 +16,6 @@ import pytest
 
 from jobs_local import devjwt
 from jobs_local.devdb import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def env(database_url: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": database_url}
-
-
-@pytest.fixture(scope="module")
-def base_url(env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jobs_local.server", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/openapi.json", timeout=1).close()  # noqa: S310
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError(server.stderr.read().decode() if server.stderr else "server did not start") from None
-            time.sleep(0.1)
-    yield url
-    server.terminate()
-    server.wait(10)
 
 
 def jobsctl(env: dict[str, str], *args: str, stdin: str | None = None) -> str:

@@ -84,3 +84,25 @@ def test_a_huge_nested_body_costs_bounded_memory(tenant: str, register, create_j
     tracemalloc.stop()
     assert status == 422
     assert peak < 64 * 1024 * 1024, peak  # the parser gives up early: no tree of millions of lists
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data", "application/x-www-form-urlencoded"])
+def test_bodies_that_are_not_json_are_415(content_type: str, tenant: str, register, create_job) -> None:
+    token = register(tenant, 1)["dev-0000"]
+    create_job(tenant, job_id="j")
+    status, body = invoke(
+        "PUT",
+        "/device/v1/jobs/j/execution",
+        token=token,
+        raw_body=b'{"status": "IN_PROGRESS"}',
+        headers={"content-type": content_type},
+    )
+    assert (status, body) == (415, {"message": "send the body as application/json"})
+    accepted = invoke(
+        "PUT",
+        "/device/v1/jobs/j/execution",
+        token=token,
+        raw_body=b'{"status": "IN_PROGRESS"}',
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert accepted[0] == 200

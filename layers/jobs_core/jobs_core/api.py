@@ -6,7 +6,9 @@ to status codes. Every error body is JSON {"message": ...}; a stack trace never 
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -14,6 +16,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, HTTPBearer, SecurityScheme
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs_core.errors import (
     Conflict,
@@ -50,7 +53,12 @@ STATUS_OF: dict[type[JobsError], HTTPStatus] = {
 
 ERROR_RESPONSES: dict[int, Any] = {
     status: {"description": status.phrase, "content": {"application/json": {"schema": ErrorBody.model_json_schema()}}}
-    for status in (*STATUS_OF.values(), HTTPStatus.UNPROCESSABLE_ENTITY, HTTPStatus.SERVICE_UNAVAILABLE)
+    for status in (
+        *STATUS_OF.values(),
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        HTTPStatus.SERVICE_UNAVAILABLE,
+    )
 }
 
 
@@ -58,9 +66,32 @@ def _error(status: HTTPStatus, message: str, **extra: Any) -> Response[dict[str,
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"message": message, **extra})
 
 
+def _is_json(content_type: str) -> bool:
+    mime = content_type.split(";", 1)[0].strip().lower()
+    return mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
+
+
+class JsonResolver(APIGatewayHttpResolver):
+    """Bodies are JSON or nothing: another content type is 415 before anyone parses it
+    (Powertools would otherwise try form and multipart parsing on our behalf)."""
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        content_type = (event.get("headers") or {}).get("content-type", "")
+        if event.get("body") and content_type and not _is_json(content_type):
+            response = _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
+            return {
+                "statusCode": response.status_code,
+                "headers": {"Content-Type": content_types.APPLICATION_JSON},
+                "body": json.dumps(response.body),
+                "isBase64Encoded": False,
+            }
+        resolved: dict[str, Any] = super().resolve(event, context)
+        return resolved
+
+
 def resolver() -> APIGatewayHttpResolver:
     """A resolver for one function, with validation and every error mapped."""
-    app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
+    app = JsonResolver(enable_validation=True, response_validation_error_http_code=500)
     app.configure_openapi(title="IoT Jobs", security_schemes=SECURITY_SCHEMES)
 
     @app.exception_handler(JobsError)
