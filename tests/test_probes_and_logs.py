@@ -1,0 +1,125 @@
+"""A second tenant probes the first on every route: only 404 or 403 and none of its data. And a
+full session's logs carry no token, JWT or secret."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from psycopg.conninfo import make_conninfo
+
+from jobs_core import devices, executions, jobs
+from jobs_core.db import Database
+from jobs_core.models import ExecutionUpdate, JobCreate
+from jobs_local import devjwt
+from jobs_local.devdb import ROOT
+from tests.conftest import free_port
+from tests.helpers import invoke, operator_claims
+
+
+def test_a_second_tenant_gets_only_404_or_403_on_every_route(
+    db: Database, tenant: str, other_tenant: str, register, create_job
+) -> None:
+    victim = register(tenant, 2)
+    attacker = register(other_tenant, 1)["dev-0000"]
+    same_tenant_other_device = victim["dev-0001"]
+    create_job(tenant, job_id="target", target_device_id="dev-0000", document_params={"secret": "s3cr3t-param"})
+    executions.update(
+        db, victim["dev-0000"], "target", ExecutionUpdate(status="IN_PROGRESS", status_details={"x": "s3cr3t-detail"})
+    )
+    them = operator_claims(other_tenant)
+    probes: list[tuple[str, int, Any]] = []
+
+    def probe(name: str, method: str, path: str, **kwargs: Any) -> None:
+        status, body = invoke(method, path, **kwargs)
+        probes.append((name, status, body))
+
+    for device_token in (attacker, same_tenant_other_device):
+        probe("read execution", "GET", "/device/v1/jobs/target/execution", token=device_token)
+        for status in ("IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED"):
+            probe(
+                f"set {status}", "PUT", "/device/v1/jobs/target/execution", token=device_token, body={"status": status}
+            )
+        probe("pending", "GET", "/device/v1/jobs/pending", token=device_token)
+    probe("read job", "GET", "/customer/jobs/target", claims=them)
+    probe("cancel job", "DELETE", "/customer/jobs/target", claims=them)
+    probe("list jobs", "GET", "/customer/jobs", claims=them)
+    probe(
+        "create for their device",
+        "POST",
+        "/customer/jobs",
+        claims=them,
+        body={"document_type": "x", "target_device_id": "dev-0001"},
+    )
+    probe("no tenant claim", "GET", "/customer/jobs/target", claims=operator_claims(None))
+
+    leaks = [p for p in probes if any(word in json.dumps(p[2]) for word in ("s3cr3t", tenant))]
+    refusals = [p for p in probes if p[0] not in ("pending", "list jobs")]
+    assert not leaks, leaks
+    assert all(status in (403, 404) for _, status, _ in refusals), refusals
+    assert [body for name, _, body in probes if name == "pending"] == [{"jobs": []}, {"jobs": []}]
+    assert [body for name, _, body in probes if name == "list jobs"] == [[]]
+    detail = jobs.detail(db, tenant, "target", 10, None)
+    assert detail.status == "IN_PROGRESS" and detail.executions[0].status == "IN_PROGRESS"  # untouched
+    print(f"\nprobes: {len(probes)} run, {len(leaks)} leaks")
+
+
+def test_a_full_sessions_logs_hold_no_token_jwt_or_secret(env: dict[str, str], tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    port = free_port()
+    # trust auth ignores the password: it is here only to show it never reaches a log line
+    secret_env = {**env, "DATABASE_URL": make_conninfo(env["DATABASE_URL"], password="canary-password-value")}
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "jobs_local.server", "--port", str(port)],
+            env=secret_env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(base + "/openapi.json", timeout=1).close()  # noqa: S310
+                break
+            except OSError:
+                time.sleep(0.1)
+        db = Database(lambda refresh: env["DATABASE_URL"])
+        tenant = f"logs-{port}"
+        token = devices.register(db, tenant, ["d1"])["d1"]
+        jwt = devjwt.mint(tenant, "alice")
+        jobs.create(db, tenant, "alice", JobCreate(job_id="j", document_type="x", target_all=True))
+        db.close()
+
+        def call(method: str, path: str, headers: dict[str, str], body: Any = None) -> None:
+            data = json.dumps(body).encode() if body else None
+            request = urllib.request.Request(base + path, method=method, data=data)  # noqa: S310
+            for name, value in {**headers, "Content-Type": "application/json"}.items():
+                request.add_header(name, value)
+            with contextlib.suppress(urllib.error.HTTPError):  # refusals are part of the session
+                urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
+
+        device, operator = {"X-Provision-Token": token}, {"Authorization": f"Bearer {jwt}"}
+        call("GET", "/device/v1/jobs/pending", device)
+        call("PUT", "/device/v1/jobs/j/execution", device, {"status": "IN_PROGRESS"})
+        call("PUT", "/device/v1/jobs/j/execution", device, {"status": "BOGUS"})
+        call("PUT", "/device/v1/jobs/j/execution", {"X-Provision-Token": token + "x"}, {"status": "SUCCEEDED"})
+        call("GET", "/customer/jobs", operator)
+        call("GET", "/customer/jobs/j?cursor=bad", operator)
+        call("DELETE", "/customer/jobs/j", operator, {"reason": "done"})
+        call("GET", "/customer/jobs", {"Authorization": f"Bearer {jwt}x"})
+    finally:
+        server.terminate()
+        server.wait(10)
+    text = log.read_text()
+    assert "GET /device/v1/jobs/pending" in text  # the log did capture the session
+    for secret in (token, jwt, jwt.split(".")[2], "canary-password-value"):
+        assert secret not in text
