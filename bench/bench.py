@@ -392,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     server_url = devdb.database_url()
     with psycopg.connect(server_url) as conn:
         server_version = conn.info.server_version
+        host = conn.info.host
+    transport = "a unix socket" if host.startswith("/") else f"TCP to {host}"
     started = time.perf_counter()
     with open(os.devnull, "w") as devnull, redirect_stdout(devnull):  # the handlers' EMF metrics and logs
         rows = figures(server_url, devices, args.smoke)
@@ -406,8 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         header = (
             f"# Benchmark results\n\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, on {machine()}, "
-            f"PostgreSQL {server_version // 10000}.{server_version % 100} "
-            f"({'DATABASE_URL' if os.environ.get('BENCH_SERVER') else 'server'}), {devices:,} devices.\n\n"
+            f"PostgreSQL {server_version // 10000}.{server_version % 100} over {transport}, "
+            f"{devices:,} devices in the big tenant.\n\n"
             "Run with `make bench`. Latencies are in-process handler calls (what a warm Lambda container\n"
             "spends) against the same PostgreSQL round trip they are built on.\n\n"
         )
