@@ -1,8 +1,11 @@
-"""Counts network round trips between a client and PostgreSQL: a TCP relay on loopback that
-counts client flights (each time the client speaks after the server has answered)."""
+"""A TCP relay between a client and PostgreSQL, on loopback, that counts network round trips
+(client flights: each time the client speaks after the server has answered). Given a one-way
+delay, it holds every chunk that long before passing it on, without holding up the chunks
+behind it: a network's latency, not a slow link."""
 
 from __future__ import annotations
 
+import heapq
 import select
 import socket
 import threading
@@ -12,11 +15,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
 class RoundTripCounter:
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, delay_s: float = 0.0) -> None:
         params = conninfo_to_dict(conninfo)
-        host = str(params.get("host") or "127.0.0.1")
-        port = int(params.get("port") or 5432)
-        self._host, self._port = host, port
+        self._host = str(params.get("host") or "127.0.0.1")
+        self._port = int(params.get("port") or 5432)
+        self.delay_s = delay_s
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.conninfo = make_conninfo(conninfo, host="127.0.0.1", port=self._listener.getsockname()[1])
         self.flights = 0
@@ -28,7 +31,9 @@ class RoundTripCounter:
             upstream = socket.socket(socket.AF_UNIX)
             upstream.connect(f"{self._host}/.s.PGSQL.{self._port}")
             return upstream
-        return socket.create_connection((self._host, self._port))
+        upstream = socket.create_connection((self._host, self._port))
+        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return upstream
 
     def _accept(self) -> None:
         while True:
@@ -36,13 +41,18 @@ class RoundTripCounter:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._relay, args=(client, self._connect_upstream()), daemon=True).start()
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            server = self._connect_upstream()
+            threading.Thread(target=self._relay, args=(client, server), daemon=True).start()
 
     def _relay(self, client: socket.socket, server: socket.socket) -> None:
         last = None
+        due: list[tuple[float, int, socket.socket, bytes]] = []  # (deadline, order, destination, data)
+        order = 0
         with client, server:
             while True:
-                ready, _, _ = select.select([client, server], [], [])
+                timeout = max(0.0, due[0][0] - time.monotonic()) if due else None
+                ready, _, _ = select.select([client, server], [], [], timeout)
                 for side in ready:
                     data = side.recv(65536)
                     if not data:
@@ -52,10 +62,14 @@ class RoundTripCounter:
                             with self._lock:
                                 self.flights += 1
                         last = "client"
-                        server.sendall(data)
                     else:
                         last = "server"
-                        client.sendall(data)
+                    destination = server if side is client else client
+                    heapq.heappush(due, (time.monotonic() + self.delay_s, order, destination, data))
+                    order += 1
+                while due and due[0][0] <= time.monotonic():
+                    _, _, destination, data = heapq.heappop(due)
+                    destination.sendall(data)
 
     def count(self) -> int:
         time.sleep(0.02)  # let the relay threads catch up
