@@ -15,7 +15,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, HTTPBearer, SecurityScheme
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs_core.errors import (
@@ -33,13 +32,7 @@ from jobs_core.settings import settings
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "iot-jobs"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "IotJobs"))
 
-# The two ways in, as the OpenAPI document names them.
-SECURITY_SCHEMES: dict[str, SecurityScheme] = {
-    "provisionToken": APIKey.model_validate(
-        {"type": "apiKey", "name": "X-Provision-Token", "in": "header", "description": "a device's provision token"}
-    ),
-    "operatorJwt": HTTPBearer(bearerFormat="JWT", description="checked by the API Gateway JWT authorizer"),
-}
+# The two ways in, as the OpenAPI document names them (the schemes: jobs_local/openapi.py).
 DEVICE_SECURITY: list[dict[str, list[str]]] = [{"provisionToken": []}]
 OPERATOR_SECURITY: list[dict[str, list[str]]] = [{"operatorJwt": []}]
 
@@ -51,14 +44,19 @@ STATUS_OF: dict[type[JobsError], HTTPStatus] = {
     InvalidRequest: HTTPStatus.BAD_REQUEST,
 }
 
+ERRORS: dict[HTTPStatus, str] = {
+    HTTPStatus.BAD_REQUEST: "refused by the state machine or the rules",
+    HTTPStatus.UNAUTHORIZED: "missing, unknown or unverified credentials",
+    HTTPStatus.FORBIDDEN: "verified credentials without a tenant",
+    HTTPStatus.NOT_FOUND: "absent, or not the caller's",
+    HTTPStatus.CONFLICT: "a stale execution_number, or a job_id already taken",
+    HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "a body that is not application/json",
+    HTTPStatus.UNPROCESSABLE_ENTITY: "a malformed request",
+    HTTPStatus.SERVICE_UNAVAILABLE: "the database is unreachable; nothing was changed",
+}
 ERROR_RESPONSES: dict[int, Any] = {
-    status: {"description": status.phrase, "content": {"application/json": {"schema": ErrorBody.model_json_schema()}}}
-    for status in (
-        *STATUS_OF.values(),
-        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-        HTTPStatus.UNPROCESSABLE_ENTITY,
-        HTTPStatus.SERVICE_UNAVAILABLE,
-    )
+    status: {"description": text, "content": {"application/json": {"schema": ErrorBody.model_json_schema()}}}
+    for status, text in ERRORS.items()
 }
 
 
@@ -92,7 +90,6 @@ class JsonResolver(APIGatewayHttpResolver):
 def resolver() -> APIGatewayHttpResolver:
     """A resolver for one function, with validation and every error mapped."""
     app = JsonResolver(enable_validation=True, response_validation_error_http_code=500)
-    app.configure_openapi(title="IoT Jobs", security_schemes=SECURITY_SCHEMES)
 
     @app.exception_handler(JobsError)
     def domain_error(exc: JobsError) -> Response[dict[str, Any]]:
