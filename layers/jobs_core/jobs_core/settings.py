@@ -17,7 +17,7 @@ class Settings(BaseModel):
     statement_timeout_ms: int = Field(default=5000, ge=100, le=900_000)
     secret_max_age_s: int = Field(default=300, ge=0)
     tenant_claim: str = "tenant_id"
-    sweep_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    sweep_batch_size: int = Field(default=10_000, ge=1, le=100_000)
     sweep_max_batches: int = Field(default=50, ge=1)
 
     @model_validator(mode="after")

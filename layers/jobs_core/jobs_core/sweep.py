@@ -15,7 +15,7 @@ SWEEP_LOCK = 0x10B55EE9  # pg_try_advisory_xact_lock key: one sweep batch at a t
 
 TIME_OUT_BATCH = """
 WITH batch AS (
-    SELECT e.tenant_id, e.job_id, e.device_id
+    SELECT e.ctid
     FROM jobs j
     JOIN job_executions e ON e.tenant_id = j.tenant_id AND e.job_id = j.job_id
     WHERE j.expires_at <= now()
@@ -23,10 +23,10 @@ WITH batch AS (
     LIMIT %(batch_size)s
     FOR UPDATE OF e SKIP LOCKED  -- a device mid-update keeps its row; a later batch takes it
 ), timed_out AS (
+    -- the rows are locked by this transaction, so their ctids hold until it ends: a TID scan
     UPDATE job_executions e
     SET status = 'TIMED_OUT', execution_number = e.execution_number + 1, last_updated_at = now()
-    FROM batch b
-    WHERE e.tenant_id = b.tenant_id AND e.job_id = b.job_id AND e.device_id = b.device_id
+    WHERE e.ctid = ANY (ARRAY(SELECT ctid FROM batch))
     RETURNING e.tenant_id, e.job_id
 )
 SELECT tenant_id, job_id, count(*) AS timed_out
