@@ -49,6 +49,7 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 
 sam-validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint
+	$(SAM_VENV)/bin/cfn-lint template.yaml
 
 # The layer and functions are built for python3.13 on arm64; pyenv provides python3.13 here.
 sam-build: $(SAM_VENV)/.installed sam-validate

@@ -39,7 +39,7 @@ def put_secret(client: object, name: str, database_url: str) -> str:
 
 def test_connects_with_the_secret(secrets: object, database_url: str) -> None:
     arn = put_secret(secrets, "jobs/db", database_url)
-    db = Database(conninfo_from(Settings(database_secret_arn=arn)))
+    db = Database(conninfo_from(Settings(database_secret_arn=arn, database_sslmode="prefer")))
     with db.transaction() as conn:
         who = conn.execute("SELECT current_user AS role, current_database() AS name")
     assert who.fetchone() == {"role": "jobs_runtime", "name": conninfo_to_dict(database_url)["dbname"]}
@@ -55,6 +55,16 @@ def test_the_secret_is_cached_and_refetched_when_asked(secrets: object, database
     )
     assert conninfo(False) == first  # cached for max_age
     assert "rotated.example" in conninfo(True)  # a failed connect asks for fresh credentials
+
+
+def test_the_proxy_endpoint_replaces_the_secrets_host(secrets: object, database_url: str) -> None:
+    arn = put_secret(secrets, "jobs/db3", database_url)
+    conninfo = conninfo_from(Settings(database_secret_arn=arn, database_host="proxy.example"))
+    assert conninfo_to_dict(conninfo(False)) | {"password": "-"} == conninfo_to_dict(conninfo(False)) | {
+        "host": "proxy.example",
+        "sslmode": "require",
+        "password": "-",
+    }
 
 
 def test_settings_need_a_database() -> None:

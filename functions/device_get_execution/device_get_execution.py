@@ -25,7 +25,7 @@ def get_execution(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)]) -> Execu
     return executions.describe(database(), provision_token(app), job_id)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response: dict[str, Any] = app.resolve(event, context)

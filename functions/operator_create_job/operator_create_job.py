@@ -31,7 +31,7 @@ def create_job(request: JobCreate) -> Response[JobCreated]:
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=created)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response: dict[str, Any] = app.resolve(event, context)

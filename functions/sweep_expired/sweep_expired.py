@@ -1,5 +1,6 @@
 """Scheduled every minute: time out the executions of expired jobs and complete finished jobs."""
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -13,7 +14,9 @@ from jobs_core.sweep import sweep
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    started = time.perf_counter()
     result = sweep(database())
+    metrics.add_metric(name="SweepDuration", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
     metrics.add_metric(name="ExecutionsTimedOut", unit=MetricUnit.Count, value=result.timed_out)
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=result.completed)
     logger.info("sweep done", extra=result.model_dump())

@@ -50,6 +50,7 @@ ERRORS: dict[HTTPStatus, str] = {
     HTTPStatus.FORBIDDEN: "verified credentials without a tenant",
     HTTPStatus.NOT_FOUND: "absent, or not the caller's",
     HTTPStatus.CONFLICT: "a stale execution_number, or a job_id already taken",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "a body over 64 KiB",
     HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "a body that is not application/json",
     HTTPStatus.UNPROCESSABLE_ENTITY: "a malformed request",
     HTTPStatus.SERVICE_UNAVAILABLE: "the database is unreachable; nothing was changed",
@@ -64,27 +65,39 @@ def _error(status: HTTPStatus, message: str, **extra: Any) -> Response[dict[str,
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"message": message, **extra})
 
 
+# The largest valid body: 32 KiB of document_params plus the rest, with room to spare.
+MAX_BODY_BYTES = 64 * 1024
+
+
 def _is_json(content_type: str) -> bool:
     mime = content_type.split(";", 1)[0].strip().lower()
     return mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
 
 
 class JsonResolver(APIGatewayHttpResolver):
-    """Bodies are JSON or nothing: another content type is 415 before anyone parses it
-    (Powertools would otherwise try form and multipart parsing on our behalf)."""
+    """Bodies are JSON or nothing, and small: another content type is 415 and a body over
+    MAX_BODY_BYTES is 413, before anyone parses them (Powertools would otherwise try form and
+    multipart parsing on our behalf, and parse a 6 MB body before any limit applies)."""
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        body = event.get("body") or ""
         content_type = (event.get("headers") or {}).get("content-type", "")
-        if event.get("body") and content_type and not _is_json(content_type):
-            response = _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
-            return {
-                "statusCode": response.status_code,
-                "headers": {"Content-Type": content_types.APPLICATION_JSON},
-                "body": json.dumps(response.body),
-                "isBase64Encoded": False,
-            }
+        if len(body) > MAX_BODY_BYTES:
+            return _refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"a body is at most {MAX_BODY_BYTES} bytes")
+        if body and content_type and not _is_json(content_type):
+            return _refusal(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
         resolved: dict[str, Any] = super().resolve(event, context)
         return resolved
+
+
+def _refusal(status: HTTPStatus, message: str) -> dict[str, Any]:
+    """An API Gateway response for a request refused before routing."""
+    return {
+        "statusCode": int(status),
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"message": message}),
+        "isBase64Encoded": False,
+    }
 
 
 def resolver() -> APIGatewayHttpResolver:
@@ -147,4 +160,5 @@ def operator(app: APIGatewayHttpResolver) -> tuple[str, str | None]:
     tenant_id = claims.get(settings().tenant_claim)
     if not tenant_id:
         raise Forbidden(f"the token carries no {settings().tenant_claim} claim")
+    logger.append_keys(tenant_id=str(tenant_id))  # cleared at the next invocation (clear_state)
     return str(tenant_id), claims.get("sub")

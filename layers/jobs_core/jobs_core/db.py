@@ -44,19 +44,30 @@ class Database:
             return self._conn
         self.close()
         try:
-            self._conn = psycopg.connect(
+            conn = psycopg.connect(
                 self._conninfo(self._refresh_credentials),
-                autocommit=True,  # transactions are explicit, inside the pipeline
+                autocommit=True,  # transactions are explicit, or the implicit one of a pipeline
                 row_factory=dict_row,
                 connect_timeout=self._connect_timeout_s,
                 application_name="iot-jobs",
-                # The request path always runs as the role that owns nothing, even when the
-                # login user could do more (a superuser locally), so RLS applies as in production.
-                options=f"-c role={self._role} -c statement_timeout={self._statement_timeout_ms} -c TimeZone=UTC",
+            )
+            # The request path always runs as the role that owns nothing, even when the login
+            # user could do more (a superuser locally), so RLS applies as in production. Set with
+            # SQL, not startup options, which RDS Proxy refuses; fail fast rather than hang.
+            conn.execute(
+                sql.SQL("SET ROLE {}; SET statement_timeout = {}; SET lock_timeout = {}; SET TimeZone = 'UTC'").format(
+                    sql.Identifier(self._role),
+                    sql.Literal(self._statement_timeout_ms),
+                    sql.Literal(self._statement_timeout_ms // 2),
+                )
             )
         except psycopg.OperationalError as exc:
             self._refresh_credentials = True  # the secret may have been rotated
             raise DatabaseUnavailable("database unavailable") from exc
+        except psycopg.Error as exc:  # e.g. a login user that may not SET ROLE: a deployment fault
+            conn.close()
+            raise DatabaseUnavailable(f"database connection refused: {type(exc).__name__}") from exc
+        self._conn = conn
         self._refresh_credentials = False
         return self._conn
 
@@ -123,12 +134,12 @@ def conninfo_from(config: Settings) -> Callable[[bool], str]:
 
         secret: Any = parameters.get_secret(arn, transform="json", max_age=config.secret_max_age_s, force_fetch=refresh)
         return psycopg.conninfo.make_conninfo(
-            host=secret["host"],
+            host=config.database_host or secret["host"],  # the RDS Proxy endpoint, when there is one
             port=secret.get("port", 5432),
             dbname=secret.get("dbname", "postgres"),
             user=secret["username"],
             password=secret["password"],
-            sslmode=secret.get("sslmode", "prefer"),
+            sslmode=config.database_sslmode,
         )
 
     return from_secret

@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field, model_validator
 class Settings(BaseModel):
     database_url: str | None = None  # local: a libpq URL
     database_secret_arn: str | None = None  # cloud: a Secrets Manager secret (RDS JSON shape)
+    database_host: str | None = None  # cloud: connect here (the RDS Proxy) instead of the secret's host
+    database_sslmode: str = "require"  # cloud: RDS Proxy requires TLS
     runtime_role: str = "jobs_runtime"
     sweeper_role: str = "jobs_sweeper"
     connect_timeout_s: int = Field(default=5, ge=1, le=60)
@@ -32,6 +34,8 @@ def settings() -> Settings:
     env = {
         "database_url": os.environ.get("DATABASE_URL") or None,
         "database_secret_arn": os.environ.get("DATABASE_SECRET_ARN") or None,
+        "database_host": os.environ.get("DATABASE_HOST") or None,
+        "database_sslmode": os.environ.get("DATABASE_SSLMODE") or None,
         "runtime_role": os.environ.get("DB_RUNTIME_ROLE"),
         "sweeper_role": os.environ.get("DB_SWEEPER_ROLE"),
         "connect_timeout_s": os.environ.get("DB_CONNECT_TIMEOUT_S"),

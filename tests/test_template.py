@@ -1,0 +1,66 @@
+"""template.yaml, read as SAM reads it: the routes, the handlers and /openapi.json agree, and
+the deployment carries what an operations team needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobs_local import openapi, template
+
+
+def resources(kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template.load()["Resources"].items() if r["Type"] == kind}
+
+
+def test_each_handler_serves_exactly_the_route_the_template_gives_it() -> None:
+    for route in template.routes():
+        module = __import__(route.module)
+        served = {
+            (method.upper(), path)
+            for path, ops in module.app.get_openapi_schema(security_schemes=openapi.SECURITY_SCHEMES)
+            .model_dump(by_alias=True)["paths"]
+            .items()
+            for method in ops
+            if ops[method] is not None and method in ("get", "put", "post", "delete", "patch")
+        }
+        assert served == {(route.method, route.path)}, route.function
+
+
+def test_template_routes_and_the_openapi_document_agree() -> None:
+    documented = {(m.upper(), p) for p, ops in openapi.schema()["paths"].items() for m in ops}
+    assert documented == {(r.method, r.path) for r in template.routes()}
+
+
+def test_device_routes_skip_the_jwt_authorizer_and_are_throttled_operator_routes_are_not() -> None:
+    for route in template.routes():
+        event = template.functions()[route.function]["Properties"]["Events"]["Api"]["Properties"]
+        if route.path.startswith("/device/"):
+            assert not route.authorized
+            assert set(event["RouteSettings"]) == {"ThrottlingRateLimit", "ThrottlingBurstLimit"}
+        else:
+            assert route.path.startswith("/customer/") and route.authorized
+
+
+def test_what_operations_needs_is_declared() -> None:
+    globals_ = template.load()["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.13" and globals_["Architectures"] == ["arm64"]
+    assert globals_["Tracing"] == "Active"
+    assert set(globals_["VpcConfig"]) == {"SubnetIds", "SecurityGroupIds"}
+    assert globals_["LoggingConfig"] == {"LogFormat": "JSON", "LogGroup": "JobsLogGroup"}
+    assert "RetentionInDays" in resources("AWS::Logs::LogGroup")["JobsLogGroup"]["Properties"]
+    assert resources("AWS::RDS::DBProxy")["JobsDbProxy"]["Properties"]["RequireTLS"] is True
+    sweep = template.functions()["SweepExpiredFunction"]["Properties"]
+    assert sweep["ReservedConcurrentExecutions"] == 1
+    assert sweep["Events"]["EveryMinute"]["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    assert set(resources("AWS::CloudWatch::Alarm")) == {"Api5xxRateAlarm", "SweepFailingAlarm"}
+    assert resources("Custom::DatabaseSchema")["DatabaseSchema"]["Properties"]["ServiceToken"]
+
+
+def test_every_function_may_read_its_database_secret_and_nothing_runs_migrations_on_requests() -> None:
+    for name, function in template.functions().items():
+        policies = function["Properties"]["Policies"]
+        assert any("AWSSecretsManagerGetSecretValuePolicy" in policy for policy in policies), name
+    routed = {route.module for route in template.routes()}
+    for module_name in routed:
+        source = (template.ROOT / "functions" / module_name / f"{module_name}.py").read_text()
+        assert "migrate" not in source, module_name
