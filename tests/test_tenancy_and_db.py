@@ -141,3 +141,11 @@ def test_a_broken_connection_is_replaced_on_the_next_call(
         executions.pending(db, token)  # this call finds the connection dead: 503, nothing done
     assert [job.job_id for job in executions.pending(db, token).jobs] == ["j"]
     assert db.connection().info.backend_pid != pid
+
+
+def test_connections_fail_fast_and_run_as_the_runtime_role(db: Database) -> None:
+    settings = db.connection().execute(
+        "SELECT current_user AS role, current_setting('statement_timeout') AS statement,"
+        " current_setting('lock_timeout') AS lock, current_setting('TimeZone') AS zone"
+    ).fetchone()
+    assert settings == {"role": "jobs_runtime", "statement": "5s", "lock": "2500ms", "zone": "UTC"}
