@@ -294,3 +294,13 @@ def test_job_completes_when_its_last_execution_finishes(tenant: str, register, c
         job = admin.execute("SELECT status FROM jobs WHERE tenant_id = %s AND job_id = 'j'", [tenant]).fetchone()
         assert job is not None
         assert job["status"] == ("COMPLETED" if n == len(outcomes) - 1 else "IN_PROGRESS")
+
+
+def test_log_lines_of_a_device_call_carry_its_tenant_and_device(tenant: str, register) -> None:
+    from jobs_core.api import logger
+
+    token = register(tenant, 1)["dev-0000"]
+    assert invoke("GET", "/device/v1/jobs/pending", token=token)[0] == 200
+    keys = logger.get_current_keys()
+    assert (keys["tenant_id"], keys["device_id"]) == (tenant, "dev-0000")
+    assert keys["correlation_id"]

@@ -49,6 +49,7 @@ def test_the_database_goes_away_and_comes_back(throwaway: Any, monkeypatch: pyte
         jobs.create(db, "acme", "ops", JobCreate(job_id=job_id, document_type="x", target_device_id="d1"))
     monkeypatch.setattr(jobs_core.db, "_database", db)  # the handlers' container connection
 
+    claims = {"tenant_id": "acme", "sub": "ops"}  # as the JWT authorizer passes them
     answers: list[tuple[float, str, int, Any]] = []
     accepted: dict[str, int] = {}
     stop = threading.Event()
@@ -57,15 +58,17 @@ def test_the_database_goes_away_and_comes_back(throwaway: Any, monkeypatch: pyte
         i = 0
         while not stop.is_set():
             job_id = job_ids[i % len(job_ids)]
-            for op, method, body in [
-                ("pending", "GET", None),
-                ("claim", "PUT", {"status": "IN_PROGRESS"}),
-                ("finish", "PUT", {"status": "SUCCEEDED"}),
+            for op, method, path, body in [
+                ("pending", "GET", "/device/v1/jobs/pending", None),
+                ("claim", "PUT", f"/device/v1/jobs/{job_id}/execution", {"status": "IN_PROGRESS"}),
+                ("describe", "GET", f"/device/v1/jobs/{job_id}/execution", None),
+                ("finish", "PUT", f"/device/v1/jobs/{job_id}/execution", {"status": "SUCCEEDED"}),
+                ("list", "GET", "/customer/jobs", None),
+                ("detail", "GET", f"/customer/jobs/{job_id}", None),
             ]:
-                path = "/device/v1/jobs/pending" if op == "pending" else f"/device/v1/jobs/{job_id}/execution"
-                status, answer = invoke(method, path, token=token, body=body)
+                status, answer = invoke(method, path, token=token, claims=claims, body=body)
                 answers.append((time.monotonic(), op, status, answer))
-                if status == 200 and op != "pending":
+                if status == 200 and op in ("claim", "finish"):
                     accepted[job_id] = max(accepted.get(job_id, 0), answer["execution_number"])
             i += 1
 
@@ -86,7 +89,9 @@ def test_the_database_goes_away_and_comes_back(throwaway: Any, monkeypatch: pyte
     unavailable = [a for a in answers if a[2] == 503]
     assert unavailable and all(a[3] == {"message": "service unavailable, retry later"} for a in unavailable)
     recovered = next(t for t, _, status, _ in answers if t > back_at and status == 200)
-    assert recovered - back_at < 1.0
+    for op in ("pending", "claim", "describe", "finish", "list", "detail"):  # every handler serves again
+        first = next(t for t, name, status, _ in answers if t > back_at and name == op and status == 200)
+        assert first - back_at < 1.0, op
 
     with psycopg.connect(url, row_factory=dict_row) as conn:
         rows = {

@@ -144,8 +144,12 @@ def test_a_broken_connection_is_replaced_on_the_next_call(
 
 
 def test_connections_fail_fast_and_run_as_the_runtime_role(db: Database) -> None:
-    settings = db.connection().execute(
-        "SELECT current_user AS role, current_setting('statement_timeout') AS statement,"
-        " current_setting('lock_timeout') AS lock, current_setting('TimeZone') AS zone"
-    ).fetchone()
+    settings = (
+        db.connection()
+        .execute(
+            "SELECT current_user AS role, current_setting('statement_timeout') AS statement,"
+            " current_setting('lock_timeout') AS lock, current_setting('TimeZone') AS zone"
+        )
+        .fetchone()
+    )
     assert settings == {"role": "jobs_runtime", "statement": "5s", "lock": "2500ms", "zone": "UTC"}

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
+from jobs_core.api import logger
 from jobs_core.db import Connection, Database
 from jobs_core.errors import Unauthorized
 
@@ -48,6 +49,7 @@ def identity(authenticated: Cursor[DictRow]) -> tuple[str, str]:
     row = authenticated.fetchone()
     if row is None:
         raise Unauthorized("missing or unknown provision token")
+    logger.append_keys(tenant_id=row["tenant_id"], device_id=row["device_id"])  # cleared per invocation
     return row["tenant_id"], row["device_id"]
 
 
