@@ -23,6 +23,7 @@ from jobs_core import devices, jobs
 from jobs_core.db import Database
 from jobs_core.migrate import migrate
 from jobs_core.models import JobCreate
+from jobs_core.settings import settings
 from tests.helpers import invoke
 
 with warnings.catch_warnings():
@@ -48,6 +49,8 @@ def test_the_database_goes_away_and_comes_back(throwaway: Any, monkeypatch: pyte
     for job_id in job_ids:
         jobs.create(db, "acme", "ops", JobCreate(job_id=job_id, document_type="x", target_device_id="d1"))
     monkeypatch.setattr(jobs_core.db, "_database", db)  # the handlers' container connection
+    monkeypatch.setenv("DATABASE_URL", url)
+    settings.cache_clear()
 
     claims = {"tenant_id": "acme", "sub": "ops"}  # as the JWT authorizer passes them
     answers: list[tuple[float, str, int, Any]] = []
@@ -109,6 +112,7 @@ def test_the_database_goes_away_and_comes_back(throwaway: Any, monkeypatch: pyte
         assert rows[job_id]["execution_number"] >= version, job_id
     assert kept == recount  # and nothing half-applied: counts agree with the rows
     db.close()
+    settings.cache_clear()
     print(
         f"\noutage: {len(answers)} answers {dict(statuses)}; down {back_at - down_at:.1f} s;"
         f" first 200 {1000 * (recovered - back_at):.0f} ms after the database was back"
