@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
@@ -248,3 +249,25 @@ class TestOperatorAuth:
         assert invoke(method, path, body=body) == (401, {"message": "missing or unverified credentials"})
         status, answer = invoke(method, path, body=body, claims=operator_claims(None))
         assert (status, answer) == (403, {"message": "the token carries no tenant_id claim"})
+
+
+def test_a_page_of_executions_stays_under_a_mebibyte(tenant: str, register, create_job, admin: Admin) -> None:
+    register(tenant, 300)
+    create_job(tenant, job_id="j")
+    admin.execute(
+        "UPDATE job_executions SET status = 'IN_PROGRESS',"
+        " status_details = jsonb_build_object('log', repeat('x', 4000)) WHERE tenant_id = %s",
+        [tenant],
+    )
+    seen, cursor, sizes = 0, None, []
+    while True:
+        query = "executions_limit=1000" + (f"&cursor={cursor}" if cursor else "")
+        status, body = as_operator(tenant, "GET", "/customer/jobs/j", query=query)
+        assert status == 200
+        sizes.append(len(json.dumps(body)))
+        seen += len(body["executions"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == 300 and len(sizes) == 2
+    assert max(sizes) < 1024 * 1024

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import uuid
 from typing import Any
 
@@ -27,6 +28,9 @@ from jobs_core.models import (
 from jobs_core.statemachine import ExecutionStatus, JobStatus
 
 MAX_EXECUTIONS_PAGE = 1000
+# A page also stops short of about 1 MiB (each execution may carry 4 KiB of status_details):
+# a job's detail never becomes a multi-megabyte response.
+MAX_PAGE_BYTES = 1024 * 1024
 DEFAULT_CANCEL_REASON = "canceled by operator"
 
 # The targets of a new job, resolved once, at creation (snapshot semantics).
@@ -194,11 +198,16 @@ def detail(db: Database, tenant_id: str, job_id: str, limit: int, cursor: str | 
     row: dict[str, Any] | None = job.fetchone()
     if row is None:
         raise NotFound(f"job {job_id} not found")
-    executions = [ExecutionSummary(**e) for e in page.fetchall()]
-    next_cursor = None
-    if len(executions) > limit:
-        executions = executions[:limit]
-        next_cursor = _encode_cursor(executions[-1].device_id)
+    rows = page.fetchall()
+    executions: list[ExecutionSummary] = []
+    size = 0
+    for e in rows[:limit]:
+        size += 300 + len(json.dumps(e["status_details"])) + len(e["device_id"])
+        if executions and size > MAX_PAGE_BYTES:
+            break
+        executions.append(ExecutionSummary(**e))
+    more = len(executions) < len(rows)
+    next_cursor = _encode_cursor(executions[-1].device_id) if more else None
     counts = {status: row.pop(status.lower()) for status in ExecutionStatus}
     return JobDetail(**row, counts=counts, executions=executions, next_cursor=next_cursor)
 
