@@ -118,15 +118,19 @@ def env(database_url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def base_url(env: dict[str, str]) -> Iterator[str]:
+def base_url(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The local server, as `make run` starts it, in a process of its own. Its output goes to a
+    file: an unread pipe fills up and stops the server mid-request."""
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jobs_local.server", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "jobs_local.server", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -136,7 +140,7 @@ def base_url(env: dict[str, str]) -> Iterator[str]:
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
                 server.kill()
-                raise RuntimeError(server.stderr.read().decode() if server.stderr else "server did not start") from None
+                raise RuntimeError(f"the local server did not start:\n{log.read_text()[-4000:]}") from None
             time.sleep(0.1)
     yield url
     server.terminate()
