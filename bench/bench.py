@@ -39,7 +39,7 @@ from jobs_core.db import Database
 from jobs_core.migrate import migrate
 from jobs_core.models import ExecutionUpdate, JobCreate
 from jobs_core.sweep import sweep
-from jobs_local import devdb, template
+from jobs_local import containers, devdb, template
 from jobs_local.lambda_context import LocalContext
 from jobs_local.roundtrips import RoundTripCounter
 from jobs_local.server import api_gateway_event
@@ -469,26 +469,10 @@ def hot_row(url: str, db: Database, devices: int, admin: psycopg.Connection[Any]
 
 
 def all_at_once(url: str, n: int, work: Callable[[Database, int], Any]) -> list[float]:
-    barrier = threading.Barrier(n)
-    latencies = [0.0] * n
-    databases = [Database(lambda refresh: url) for _ in range(n)]
-    for database in databases:
-        database.connection()
-
-    def run(i: int) -> None:
-        barrier.wait()
-        t0 = time.perf_counter()
-        work(databases[i], i)
-        latencies[i] = (time.perf_counter() - t0) * 1000
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for database in databases:
-        database.close()
-    return latencies
+    outcomes = containers.all_at_once(url, n, work)
+    failed = [o.result for o in outcomes if isinstance(o.result, Exception)]
+    assert not failed, failed[:3]
+    return [o.ms for o in outcomes]
 
 
 # ------------------------------------------------------------------------------------------ 8

@@ -11,6 +11,8 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -117,12 +119,11 @@ def env(database_url: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": database_url}
 
 
-@pytest.fixture(scope="session")
-def base_url(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The local server, as `make run` starts it, in a process of its own. Its output goes to a
-    file: an unread pipe fills up and stops the server mid-request."""
+@contextmanager
+def local_server(env: dict[str, str], log: Path) -> Iterator[str]:
+    """The local server, as `make run` starts it, in a process of its own; yields its URL. Its
+    output goes to a file: an unread pipe fills up and stops the server mid-request."""
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("w") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "jobs_local.server", "--port", str(port)],
@@ -133,15 +134,22 @@ def base_url(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/openapi.json", timeout=1).close()  # noqa: S310
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError(f"the local server did not start:\n{log.read_text()[-4000:]}") from None
-            time.sleep(0.1)
-    yield url
-    server.terminate()
-    server.wait(10)
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/openapi.json", timeout=1).close()  # noqa: S310
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the local server did not start:\n{log.read_text()[-4000:]}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture(scope="session")
+def base_url(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with local_server(env, tmp_path_factory.mktemp("server") / "server.log") as url:
+        yield url

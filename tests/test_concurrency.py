@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -15,31 +14,12 @@ from jobs_core.db import Database
 from jobs_core.errors import Conflict, InvalidRequest
 from jobs_core.models import ExecutionUpdate
 from jobs_core.sweep import sweep
+from jobs_local import containers
 
 
 def all_at_once(n: int, database_url: str, work: Callable[[Database, int], Any]) -> list[Any]:
-    """Run work(db, i) on n threads released together; returns results or exceptions."""
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-    databases = [Database(lambda refresh: database_url) for _ in range(n)]
-    for database in databases:
-        database.connection()  # connected before the start line
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = work(databases[i], i)
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for database in databases:
-        database.close()
-    return results
+    """Run work(db, i) on n containers released together; returns results or exceptions."""
+    return [outcome.result for outcome in containers.all_at_once(database_url, n, work)]
 
 
 def test_of_32_simultaneous_claims_exactly_one_wins(

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,8 +16,7 @@ from jobs_core import devices, executions, jobs
 from jobs_core.db import Database
 from jobs_core.models import ExecutionUpdate, JobCreate
 from jobs_local import devjwt
-from jobs_local.devdb import ROOT
-from tests.conftest import free_port
+from tests.conftest import local_server
 from tests.helpers import invoke, operator_claims
 
 
@@ -73,27 +69,11 @@ def test_a_second_tenant_gets_only_404_or_403_on_every_route(
 
 def test_a_full_sessions_logs_hold_no_token_jwt_or_secret(env: dict[str, str], tmp_path: Path) -> None:
     log = tmp_path / "server.log"
-    port = free_port()
     # trust auth ignores the password: it is here only to show it never reaches a log line
     secret_env = {**env, "DATABASE_URL": make_conninfo(env["DATABASE_URL"], password="canary-password-value")}
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "jobs_local.server", "--port", str(port)],
-            env=secret_env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(base + "/openapi.json", timeout=1).close()  # noqa: S310
-                break
-            except OSError:
-                time.sleep(0.1)
+    with local_server(secret_env, log) as base:
         db = Database(lambda refresh: env["DATABASE_URL"])
-        tenant = f"logs-{port}"
+        tenant = f"logs-{base.rsplit(':', 1)[1]}"
         token = devices.register(db, tenant, ["d1"])["d1"]
         jwt = devjwt.mint(tenant, "alice")
         jobs.create(db, tenant, "alice", JobCreate(job_id="j", document_type="x", target_all=True))
@@ -116,9 +96,6 @@ def test_a_full_sessions_logs_hold_no_token_jwt_or_secret(env: dict[str, str], t
         call("GET", "/customer/jobs/j?cursor=bad", operator)
         call("DELETE", "/customer/jobs/j", operator, {"reason": "done"})
         call("GET", "/customer/jobs", {"Authorization": f"Bearer {jwt}x"})
-    finally:
-        server.terminate()
-        server.wait(10)
     text = log.read_text()
     assert "GET /device/v1/jobs/pending" in text  # the log did capture the session
     for secret in (token, jwt, jwt.split(".")[2], "canary-password-value"):
