@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from jobs_local import devdb, devjwt, template
@@ -47,12 +46,3 @@ def invoke(
 def operator_claims(tenant_id: str | None, sub: str = "alice") -> dict[str, str]:
     """The claims the JWT authorizer would put in the request context (minted and verified for real)."""
     return devjwt.verify(devjwt.mint(tenant_id, sub))
-
-
-def load_event(name: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
-    return event
-
-
-def events_dir() -> Path:
-    return EVENTS

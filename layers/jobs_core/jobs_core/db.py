@@ -145,6 +145,11 @@ def conninfo_from(config: Settings) -> Callable[[bool], str]:
     return from_secret
 
 
+def scope_to_tenant(conn: Connection, tenant_id: str) -> None:
+    """Scope the transaction to one tenant: row-level security shows it nothing else."""
+    conn.execute("SELECT set_config('jobs.tenant_id', %s, true)", [tenant_id])
+
+
 _database: Database | None = None
 
 

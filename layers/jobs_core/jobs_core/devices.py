@@ -10,7 +10,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from jobs_core.api import logger
-from jobs_core.db import Connection, Database
+from jobs_core.db import Connection, Database, scope_to_tenant
 from jobs_core.errors import Unauthorized
 
 MAX_TOKEN_LENGTH = 256
@@ -53,15 +53,11 @@ def identity(authenticated: Cursor[DictRow]) -> tuple[str, str]:
     return row["tenant_id"], row["device_id"]
 
 
-def _scoped_to(conn: Connection, tenant_id: str) -> None:
-    conn.execute("SELECT set_config('jobs.tenant_id', %s, true)", [tenant_id])
-
-
 def register(db: Database, tenant_id: str, device_ids: Iterable[str]) -> dict[str, str]:
     """Register devices in one transaction; returns each one's new token (shown once, never stored)."""
     tokens = {device_id: new_token() for device_id in device_ids}
     with db.transaction() as conn:
-        _scoped_to(conn, tenant_id)
+        scope_to_tenant(conn, tenant_id)
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO device_state (tenant_id, device_id, token_hash) VALUES (%s, %s, %s)",
@@ -73,7 +69,7 @@ def register(db: Database, tenant_id: str, device_ids: Iterable[str]) -> dict[st
 def add_to_group(db: Database, tenant_id: str, group_id: str, device_ids: Iterable[str]) -> None:
     """Create a group or add devices to it (members must be registered devices of the tenant)."""
     with db.transaction() as conn:
-        _scoped_to(conn, tenant_id)
+        scope_to_tenant(conn, tenant_id)
         conn.execute(
             """
             INSERT INTO device_group_members (tenant_id, group_id, device_id)

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from jobs_core.db import Connection, Database
+from jobs_core.db import Database, scope_to_tenant
 from jobs_core.errors import Conflict, InvalidRequest, NotFound
 from jobs_core.models import (
     ExecutionSummary,
@@ -133,11 +133,6 @@ SELECT status FROM jobs WHERE tenant_id = current_setting('jobs.tenant_id', true
 """
 
 
-def scope(conn: Connection, tenant_id: str) -> None:
-    """Scope the transaction to one tenant: row-level security shows it nothing else."""
-    conn.execute("SELECT set_config('jobs.tenant_id', %s, true)", [tenant_id])
-
-
 def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -> JobCreated:
     if request.target_device_id is not None:
         targets = TARGET_DEVICE
@@ -152,7 +147,7 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
     }
     try:
         with db.transaction() as conn:
-            scope(conn, tenant_id)
+            scope_to_tenant(conn, tenant_id)
             result = conn.execute(CREATE.format(targets=targets), params)
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"job {params['job_id']} already exists") from None
@@ -168,7 +163,7 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
 
 def list_jobs(db: Database, tenant_id: str, status: JobStatus | None, limit: int, offset: int) -> list[JobSummary]:
     with db.transaction() as conn:
-        scope(conn, tenant_id)
+        scope_to_tenant(conn, tenant_id)
         result = conn.execute(LIST, {"status": status, "limit": limit, "offset": offset})
     return [JobSummary(**row) for row in result.fetchall()]
 
@@ -192,7 +187,7 @@ def _decode_cursor(cursor: str | None) -> str:
 def detail(db: Database, tenant_id: str, job_id: str, limit: int, cursor: str | None) -> JobDetail:
     after = _decode_cursor(cursor)
     with db.transaction() as conn:
-        scope(conn, tenant_id)
+        scope_to_tenant(conn, tenant_id)
         job = conn.execute(DETAIL, {"job_id": job_id})
         page = conn.execute(EXECUTIONS_PAGE, {"job_id": job_id, "after": after, "limit": limit + 1})
     row: dict[str, Any] | None = job.fetchone()
@@ -215,7 +210,7 @@ def detail(db: Database, tenant_id: str, job_id: str, limit: int, cursor: str | 
 def cancel(db: Database, tenant_id: str, job_id: str, reason: str | None) -> JobCanceled:
     params = {"job_id": job_id, "details": Jsonb({"reason": reason or DEFAULT_CANCEL_REASON})}
     with db.transaction() as conn:
-        scope(conn, tenant_id)
+        scope_to_tenant(conn, tenant_id)
         conn.execute(REJECT_QUEUED, params)
         canceled = conn.execute(CANCEL, params)
         current = conn.execute(STATUS, params)
