@@ -112,7 +112,7 @@ def test_migrations_are_idempotent_and_safe_when_two_run_at_once(server_url: str
             thread.start()
         for thread in threads:
             thread.join()
-        assert sorted(map(str, results)) == ["['0001_schema', '0002_runtime_membership']", "[]"]
+        assert sorted(map(str, results)) == ["['0001_schema', '0002_runtime_membership', '0003_device_calls']", "[]"]
         assert migrate(url) == []
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:

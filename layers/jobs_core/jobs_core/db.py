@@ -1,15 +1,15 @@
 """One PostgreSQL connection per container, reused across invocations.
 
-Every unit of work is one transaction sent as one pipeline with a single sync: whatever
-the number of statements, a call costs one network round trip, and it is all-or-nothing.
-Callers read their cursors after the block, once the results are in.
+Every unit of work is one transaction in one round trip, all-or-nothing: a single statement
+(`fetch_one`, what a device call is), or a pipeline of statements with a single sync
+(`transaction`), whose cursors the caller reads after the block, once the results are in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg import sql
@@ -76,6 +76,13 @@ class Database:
             self._conn.close()
             self._conn = None
 
+    def fetch_one(self, query: LiteralString, params: Mapping[str, Any]) -> DictRow | None:
+        """One statement, its own transaction (the connection is in autocommit): one round trip,
+        the cheapest unit of work there is. Returns its first row."""
+        conn = self.connection()
+        with self._failures(conn):
+            return conn.execute(query, params).fetchone()
+
     @contextmanager
     def transaction(self, *, role: str | None = None, pipeline: bool = True) -> Iterator[Connection]:
         """One transaction.
@@ -88,7 +95,7 @@ class Database:
         Without the pipeline, an explicit transaction whose statements run at once, for work
         that decides as it goes."""
         conn = self.connection()
-        try:
+        with self._failures(conn):
             if pipeline:
                 with conn.pipeline():
                     if role is not None:
@@ -99,6 +106,12 @@ class Database:
                     if role is not None:
                         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
                     yield conn
+
+    @contextmanager
+    def _failures(self, conn: Connection) -> Iterator[None]:
+        """A lost or refused database is 503 (DatabaseUnavailable); whatever failed is rolled back."""
+        try:
+            yield
         except psycopg.OperationalError as exc:
             self._abandon(conn)
             raise DatabaseUnavailable("database unavailable") from exc

@@ -6,11 +6,10 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 
-from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from jobs_core.api import logger
-from jobs_core.db import Connection, Database, scope_to_tenant
+from jobs_core.db import Database, scope_to_tenant
 from jobs_core.errors import Unauthorized
 
 MAX_TOKEN_LENGTH = 256
@@ -25,29 +24,17 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def authenticate(conn: Connection, token: str | None) -> Cursor[DictRow]:
-    """Queue the statements that resolve a provision token to its device and scope the rest of the
-    transaction to it (jobs.tenant_id, jobs.device_id). Read the result with `identity`."""
+def lookup_key(token: str | None) -> str:
+    """What a device call looks its token up by: the token's hash. A token that cannot be one
+    of ours (tokens are URL-safe base64) hashes as the empty string, which matches no device."""
     if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
-        token = ""  # matches no device (tokens are URL-safe base64); the caller gets 401 from identity()
-    params = {"token_hash": token_hash(token)}
-    # The registry row is readable by its token hash before the tenant is known (see the RLS policy).
-    conn.execute("SELECT set_config('jobs.token_hash', %(token_hash)s, true)", params)
-    return conn.execute(
-        """
-        SELECT set_config('jobs.tenant_id', tenant_id, true) AS tenant_id,
-               set_config('jobs.device_id', device_id, true) AS device_id
-        FROM device_state
-        WHERE token_hash = %(token_hash)s
-        """,
-        params,
-    )
+        token = ""
+    return token_hash(token)
 
 
-def identity(authenticated: Cursor[DictRow]) -> tuple[str, str]:
-    """(tenant_id, device_id) of an authenticated call, or 401."""
-    row = authenticated.fetchone()
-    if row is None:
+def identity(row: DictRow | None) -> tuple[str, str]:
+    """(tenant_id, device_id) of an authenticated call (a device call's row), or 401."""
+    if row is None or row["tenant_id"] is None:
         raise Unauthorized("missing or unknown provision token")
     logger.append_keys(tenant_id=row["tenant_id"], device_id=row["device_id"])  # cleared per invocation
     return row["tenant_id"], row["device_id"]
