@@ -7,7 +7,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs_core import executions
-from jobs_core.api import DEVICE_SECURITY, ERROR_RESPONSES, logger, metrics, provision_token, resolver
+from jobs_core.api import DEVICE_SECURITY, ERROR_RESPONSES, logger, provision_token, resolver
 from jobs_core.db import database
 from jobs_core.models import JOB_ID_PATTERN, Execution
 
@@ -26,7 +26,6 @@ def get_execution(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)]) -> Execu
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response: dict[str, Any] = app.resolve(event, context)
     return response

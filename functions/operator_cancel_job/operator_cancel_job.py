@@ -7,7 +7,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs_core import jobs
-from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, logger, metrics, operator, resolver
+from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, logger, operator, resolver
 from jobs_core.db import database
 from jobs_core.models import JOB_ID_PATTERN, JobCancel, JobCanceled
 
@@ -31,7 +31,6 @@ def cancel_job(
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response: dict[str, Any] = app.resolve(event, context)
     return response
