@@ -55,8 +55,9 @@ ERRORS: dict[HTTPStatus, str] = {
     HTTPStatus.UNPROCESSABLE_ENTITY: "a malformed request",
     HTTPStatus.SERVICE_UNAVAILABLE: "the database is unreachable; nothing was changed",
 }
+_ERROR_SCHEMA = ErrorBody.model_json_schema()
 ERROR_RESPONSES: dict[int, Any] = {
-    status: {"description": text, "content": {"application/json": {"schema": ErrorBody.model_json_schema()}}}
+    status: {"description": text, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
     for status, text in ERRORS.items()
 }
 

@@ -64,12 +64,18 @@ DocumentParams = Annotated[dict[str, Any], _bounded_json(MAX_DOCUMENT_PARAMS_BYT
 DeviceTarget = Literal["IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED"]
 
 
-class Document(BaseModel):
+class Model(BaseModel):
+    """Built on first use, not at import: a handler's cold start pays only for the models it uses."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class Document(Model):
     type: str
     params: dict[str, Any]
 
 
-class PendingJob(BaseModel):
+class PendingJob(Model):
     job_id: str
     execution_number: int
     document: Document
@@ -77,11 +83,11 @@ class PendingJob(BaseModel):
     expires_at: Timestamp | None
 
 
-class PendingJobs(BaseModel):
+class PendingJobs(Model):
     jobs: list[PendingJob]
 
 
-class Execution(BaseModel):
+class Execution(Model):
     job_id: str
     device_id: str
     status: ExecutionStatus
@@ -94,7 +100,7 @@ class Execution(BaseModel):
     expires_at: Timestamp | None
 
 
-class ExecutionUpdate(BaseModel):
+class ExecutionUpdate(Model):
     """PUT /device/v1/jobs/{job_id}/execution: claim, progress, or finish."""
 
     model_config = ConfigDict(extra="forbid")
@@ -106,14 +112,14 @@ class ExecutionUpdate(BaseModel):
     )
 
 
-class ExecutionUpdated(BaseModel):
+class ExecutionUpdated(Model):
     job_id: str
     device_id: str
     status: ExecutionStatus
     execution_number: int = Field(description="the new version, to send with the next update")
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Model):
     message: str
     details: list[dict[str, Any]] | None = None
 
@@ -121,7 +127,7 @@ class ErrorBody(BaseModel):
 # Operator API
 
 
-class JobCreate(BaseModel):
+class JobCreate(Model):
     """POST /customer/jobs. Exactly one target: a device, a group, or every device of the tenant."""
 
     model_config = ConfigDict(extra="forbid")
@@ -142,14 +148,14 @@ class JobCreate(BaseModel):
         return self
 
 
-class JobCreated(BaseModel):
+class JobCreated(Model):
     job_id: str
     status: JobStatus
     execution_count: int
     expires_at: Timestamp | None
 
 
-class JobSummary(BaseModel):
+class JobSummary(Model):
     job_id: str
     document_type: str
     document_params: dict[str, Any]
@@ -165,7 +171,7 @@ class JobSummary(BaseModel):
     failed_count: int = Field(description="FAILED, TIMED_OUT and REJECTED")
 
 
-class ExecutionSummary(BaseModel):
+class ExecutionSummary(Model):
     device_id: str
     status: ExecutionStatus
     status_details: dict[str, Any] | None
@@ -183,12 +189,12 @@ class JobDetail(JobSummary):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
-class JobCancel(BaseModel):
+class JobCancel(Model):
     model_config = ConfigDict(extra="forbid")
 
     reason: Text | None = Field(default=None, max_length=1024)
 
 
-class JobCanceled(BaseModel):
+class JobCanceled(Model):
     job_id: str
     status: JobStatus
