@@ -53,8 +53,7 @@ class Route:
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if method != self.method:
             return None
-        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))
-        found = re.fullmatch(pattern, path)
+        found = _path_pattern(self.path).fullmatch(path)
         return found.groupdict() if found else None
 
     def lambda_handler(self) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -62,6 +61,12 @@ class Route:
         module = importlib.import_module(self.module)
         handler: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(module, self.handler.rsplit(".", 1)[1])
         return handler
+
+
+@cache
+def _path_pattern(path: str) -> re.Pattern[str]:
+    """/device/v1/jobs/{job_id}/execution as a regular expression with a group per parameter."""
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)))
 
 
 @cache
