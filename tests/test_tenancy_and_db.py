@@ -42,6 +42,19 @@ def test_the_runtime_role_owns_nothing_and_bypasses_nothing(admin: Admin) -> Non
     assert role == {"rolsuper": False, "rolbypassrls": False, "rolcanlogin": False}
 
 
+def test_the_device_functions_run_as_their_caller_and_only_the_runtime_may_call_them(admin: Admin) -> None:
+    rows = admin.execute(
+        "SELECT proname, prosecdef,"
+        " has_function_privilege('public', oid, 'EXECUTE') AS public,"
+        " has_function_privilege('jobs_runtime', oid, 'EXECUTE') AS runtime,"
+        " has_function_privilege('jobs_sweeper', oid, 'EXECUTE') AS sweeper"
+        " FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND proname LIKE 'device\\_%' ORDER BY proname"
+    ).fetchall()
+    assert [r["proname"] for r in rows] == ["device_describe", "device_pending", "device_scope", "device_update"]
+    # SECURITY INVOKER: row-level security applies to what they read and write as to any statement.
+    assert all(r["prosecdef"] is False and r["runtime"] and not r["public"] and not r["sweeper"] for r in rows)
+
+
 def test_a_query_without_tenant_filter_sees_only_the_current_tenant(
     db: Database, tenant: str, other_tenant: str, register, create_job
 ) -> None:
