@@ -46,7 +46,7 @@ class Database:
         try:
             conn = psycopg.connect(
                 self._conninfo(self._refresh_credentials),
-                autocommit=True,  # transactions are explicit, or the implicit one of a pipeline
+                autocommit=True,  # a lone statement is its own transaction; else explicit, or a pipeline's
                 row_factory=dict_row,
                 connect_timeout=self._connect_timeout_s,
                 application_name="iot-jobs",
