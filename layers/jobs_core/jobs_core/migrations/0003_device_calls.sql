@@ -9,7 +9,9 @@
 -- Which transitions a device may make is decided by the caller (statemachine.py) and
 -- passed in as p_sources; the compare-and-set lives here.
 --
--- Changing one: CREATE OR REPLACE it in a new migration.
+-- Changing one: CREATE OR REPLACE it in a new migration, with the same arguments and result
+-- columns (containers of the previous version still call it during a deploy); a new shape
+-- is a new function.
 
 -- Scope the transaction to the device whose token hash this is; NULLs if none.
 CREATE FUNCTION device_scope(p_token_hash text, OUT tenant_id text, OUT device_id text)
