@@ -233,6 +233,12 @@ def warm_latency(
             "describe": handler_call("GET", path, me),
             "update (progress)": handler_call("PUT", path, me, {"status": "IN_PROGRESS", "status_details": {"p": 1}}),
             "refused": handler_call("PUT", path, me, {"status": "BOGUS"}, expect=422),
+            # The same calls through the layer alone: our SQL, psycopg and the models, no Powertools.
+            "layer: pending": lambda: executions.pending(shared, me),
+            "layer: describe": lambda: executions.describe(shared, me, job_id),
+            "layer: update (progress)": lambda: executions.update(
+                shared, me, job_id, ExecutionUpdate(status="IN_PROGRESS", status_details={"p": 1})
+            ),
         },
         reps,
     )
@@ -267,6 +273,18 @@ def warm_latency(
                 "what no SQL can save",
             )
         )
+        out += [
+            Figure(
+                f"2. (the layer alone, without the handler: {name})",
+                ms(samples[f"layer: {name}"]),
+                f"SELECT 1: {ms(select1)}"
+                if name != "update (progress)"
+                else f"one-row UPDATE: {ms(samples['UPDATE'])}",
+                p50_ratio(samples[f"layer: {name}"], select1 if name != "update (progress)" else samples["UPDATE"]),
+                "our part of figure 2",
+            )
+            for name in ("pending", "describe", "update (progress)")
+        ]
     if relay:
         relay.close()
     return out
