@@ -95,17 +95,10 @@ class Database:
         Without the pipeline, an explicit transaction whose statements run at once, for work
         that decides as it goes."""
         conn = self.connection()
-        with self._failures(conn):
-            if pipeline:
-                with conn.pipeline():
-                    if role is not None:
-                        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
-                    yield conn
-            else:
-                with conn.transaction():
-                    if role is not None:
-                        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
-                    yield conn
+        with self._failures(conn), conn.pipeline() if pipeline else conn.transaction():
+            if role is not None:
+                conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            yield conn
 
     @contextmanager
     def _failures(self, conn: Connection) -> Iterator[None]:

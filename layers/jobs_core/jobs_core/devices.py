@@ -32,12 +32,12 @@ def lookup_key(token: str | None) -> str:
     return token_hash(token)
 
 
-def identity(row: DictRow | None) -> tuple[str, str]:
-    """(tenant_id, device_id) of an authenticated call (a device call's row), or 401."""
+def authenticated(row: DictRow | None) -> DictRow:
+    """A device call's row, once its token resolved to a device (tenant_id, device_id); else 401."""
     if row is None or row["tenant_id"] is None:
         raise Unauthorized("missing or unknown provision token")
     logger.append_keys(tenant_id=row["tenant_id"], device_id=row["device_id"])  # cleared per invocation
-    return row["tenant_id"], row["device_id"]
+    return row
 
 
 def register(db: Database, tenant_id: str, device_ids: Iterable[str]) -> dict[str, str]:

@@ -33,9 +33,7 @@ def _document(row: dict[str, Any]) -> Document:
 
 
 def pending(db: Database, token: str | None) -> PendingJobs:
-    row = db.fetch_one(PENDING, {"key": devices.lookup_key(token), "limit": PENDING_LIMIT})
-    devices.identity(row)
-    assert row is not None
+    row = devices.authenticated(db.fetch_one(PENDING, {"key": devices.lookup_key(token), "limit": PENDING_LIMIT}))
     return PendingJobs(
         jobs=[
             PendingJob(
@@ -51,9 +49,7 @@ def pending(db: Database, token: str | None) -> PendingJobs:
 
 
 def describe(db: Database, token: str | None, job_id: str) -> Execution:
-    row = db.fetch_one(DESCRIBE, {"key": devices.lookup_key(token), "job_id": job_id})
-    devices.identity(row)
-    assert row is not None
+    row = devices.authenticated(db.fetch_one(DESCRIBE, {"key": devices.lookup_key(token), "job_id": job_id}))
     if row["job_id"] is None:
         raise NotFound("job execution not found")
     return Execution(document=_document(row), **row)
@@ -70,14 +66,12 @@ def update(db: Database, token: str | None, job_id: str, change: ExecutionUpdate
         "status_details": Jsonb(change.status_details) if change.status_details is not None else None,
         "terminal": target in TERMINAL,
     }
-    row = db.fetch_one(UPDATE, params)
-    _, device_id = devices.identity(row)
-    assert row is not None
+    row = devices.authenticated(db.fetch_one(UPDATE, params))
     if row["found_status"] is None:
         raise NotFound("job execution not found")
     if row["status"] is not None:
         return ExecutionUpdated(
-            job_id=job_id, device_id=device_id, status=row["status"], execution_number=row["execution_number"]
+            job_id=job_id, device_id=row["device_id"], status=row["status"], execution_number=row["execution_number"]
         )
     found = ExecutionStatus(row["found_status"])
     if (found, target, Actor.DEVICE) not in TRANSITIONS:
