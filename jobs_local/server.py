@@ -110,22 +110,21 @@ class LocalApi:
         path = urlsplit(target).path
         if method == "GET" and path == "/openapi.json":
             return 200, {"content-type": "application/json"}, self.openapi
-        for route in self.routes:
-            params = route.match(method, path)
-            if params is None:
-                continue
-            claims = None
-            if route.authorized:
-                claims = self.authorize(headers)
-                if claims is None:  # the authorizer refuses before any function runs
-                    return 401, {"content-type": "application/json"}, b'{"message":"Unauthorized"}'
-            event = api_gateway_event(route, method, target, headers, body, params, claims, source_ip)
-            with self.lock:
-                result = self.handlers[route.route_key](event, LocalContext(function_name=route.function))
-            payload = result.get("body") or ""
-            data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
-            return int(result.get("statusCode", 200)), dict(result.get("headers") or {}), data
-        return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
+        found = template.route_for(method, path, self.routes)
+        if found is None:
+            return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
+        route, params = found
+        claims = None
+        if route.authorized:
+            claims = self.authorize(headers)
+            if claims is None:  # the authorizer refuses before any function runs
+                return 401, {"content-type": "application/json"}, b'{"message":"Unauthorized"}'
+        event = api_gateway_event(route, method, target, headers, body, params, claims, source_ip)
+        with self.lock:
+            result = self.handlers[route.route_key](event, LocalContext(function_name=route.function))
+        payload = result.get("body") or ""
+        data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+        return int(result.get("statusCode", 200)), dict(result.get("headers") or {}), data
 
 
 def serve(port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:

@@ -98,3 +98,12 @@ def routes() -> list[Route]:
                 )
             )
     return found
+
+
+def route_for(method: str, path: str, among: list[Route] | None = None) -> tuple[Route, dict[str, str]] | None:
+    """The route that serves method and path (of `among`, else of the template), with its path parameters."""
+    for route in among if among is not None else routes():
+        params = route.match(method, path)
+        if params is not None:
+            return route, params
+    return None

@@ -25,12 +25,10 @@ def invoke(
 ) -> tuple[int, Any]:
     """Invoke the handler behind a route in-process, with the event API Gateway would send.
     Returns (status, parsed JSON body)."""
-    for route in template.routes():
-        params = route.match(method, path)
-        if params is not None:
-            break
-    else:
+    found = template.route_for(method, path)
+    if found is None:
         raise LookupError(f"no route for {method} {path}")
+    route, params = found
     sent = dict(headers or {})
     if token is not None:
         sent["x-provision-token"] = token
