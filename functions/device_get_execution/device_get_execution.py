@@ -1,13 +1,11 @@
 """GET /device/v1/jobs/{job_id}/execution: one execution with its document (resume after a reboot)."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs_core import executions
-from jobs_core.api import DEVICE_SECURITY, ERROR_RESPONSES, logger, provision_token, resolver
+from jobs_core.api import DEVICE_SECURITY, ERROR_RESPONSES, handler_for, provision_token, resolver
 from jobs_core.db import database
 from jobs_core.models import JOB_ID_PATTERN, Execution
 
@@ -25,7 +23,4 @@ def get_execution(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)]) -> Execu
     return executions.describe(database(), provision_token(app), job_id)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response: dict[str, Any] = app.resolve(event, context)
-    return response
+lambda_handler = handler_for(app)

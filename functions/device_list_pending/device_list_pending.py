@@ -1,12 +1,7 @@
 """GET /device/v1/jobs/pending: the device's QUEUED executions, oldest first, at most 10."""
 
-from typing import Any
-
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from jobs_core import executions
-from jobs_core.api import DEVICE_SECURITY, ERROR_RESPONSES, logger, provision_token, resolver
+from jobs_core.api import DEVICE_SECURITY, ERROR_RESPONSES, handler_for, provision_token, resolver
 from jobs_core.db import database
 from jobs_core.models import PendingJobs
 
@@ -25,7 +20,4 @@ def list_pending() -> PendingJobs:
     return executions.pending(database(), provision_token(app))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response: dict[str, Any] = app.resolve(event, context)
-    return response
+lambda_handler = handler_for(app)

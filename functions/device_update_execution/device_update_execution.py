@@ -1,14 +1,11 @@
 """PUT /device/v1/jobs/{job_id}/execution: claim, report progress, or finish an execution."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs_core import executions
-from jobs_core.api import DEVICE_SECURITY, ERROR_RESPONSES, logger, metrics, provision_token, resolver
+from jobs_core.api import DEVICE_SECURITY, ERROR_RESPONSES, handler_for, provision_token, resolver
 from jobs_core.db import database
 from jobs_core.models import JOB_ID_PATTERN, ExecutionUpdate, ExecutionUpdated
 
@@ -27,13 +24,7 @@ app = resolver()
     tags=["device"],
 )
 def update_execution(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)], change: ExecutionUpdate) -> ExecutionUpdated:
-    updated = executions.update(database(), provision_token(app), job_id, change)
-    metrics.add_metric(name=f"Executions{updated.status.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
-    return updated
+    return executions.update(database(), provision_token(app), job_id, change)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response: dict[str, Any] = app.resolve(event, context)
-    return response
+lambda_handler = handler_for(app)

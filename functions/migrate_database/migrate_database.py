@@ -10,9 +10,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobs_core.api import logger
 from jobs_core.db import conninfo_from
 from jobs_core.migrate import migrate
+from jobs_core.observability import logger
 from jobs_core.settings import settings
 
 

@@ -1,13 +1,11 @@
 """DELETE /customer/jobs/{job_id}: cancel a running job; its QUEUED executions become REJECTED."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs_core import jobs
-from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, logger, operator, resolver
+from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
 from jobs_core.db import database
 from jobs_core.models import JOB_ID_PATTERN, JobCancel, JobCanceled
 
@@ -26,11 +24,7 @@ def cancel_job(
     job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)],
     request: Annotated[JobCancel | None, Body()] = None,
 ) -> JobCanceled:
-    tenant_id, _ = operator(app)
-    return jobs.cancel(database(), tenant_id, job_id, request.reason if request else None)
+    return jobs.cancel(database(), operator(app).tenant_id, job_id, request.reason if request else None)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response: dict[str, Any] = app.resolve(event, context)
-    return response
+lambda_handler = handler_for(app)

@@ -1,13 +1,11 @@
 """GET /customer/jobs/{job_id}: a job, its counts by status, and one page of its executions."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs_core import jobs
-from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, logger, operator, resolver
+from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
 from jobs_core.db import database
 from jobs_core.models import JOB_ID_PATTERN, JobDetail
 
@@ -26,11 +24,7 @@ def get_job(
     executions_limit: Annotated[int, Query(ge=1, le=jobs.MAX_EXECUTIONS_PAGE)] = jobs.MAX_EXECUTIONS_PAGE,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> JobDetail:
-    tenant_id, _ = operator(app)
-    return jobs.detail(database(), tenant_id, job_id, executions_limit, cursor)
+    return jobs.detail(database(), operator(app).tenant_id, job_id, executions_limit, cursor)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response: dict[str, Any] = app.resolve(event, context)
-    return response
+lambda_handler = handler_for(app)

@@ -1,13 +1,11 @@
 """GET /customer/jobs: the tenant's jobs, newest first, with their execution counts."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs_core import jobs
-from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, logger, operator, resolver
+from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
 from jobs_core.db import database
 from jobs_core.models import JobSummary
 from jobs_core.statemachine import JobStatus
@@ -27,11 +25,7 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[JobSummary]:
-    tenant_id, _ = operator(app)
-    return jobs.list_jobs(database(), tenant_id, status, limit, offset)
+    return jobs.list_jobs(database(), operator(app).tenant_id, status, limit, offset)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response: dict[str, Any] = app.resolve(event, context)
-    return response
+lambda_handler = handler_for(app)

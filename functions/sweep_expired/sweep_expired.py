@@ -6,14 +6,14 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobs_core.api import logger, metrics
 from jobs_core.db import database
+from jobs_core.observability import logger, metrics, traced
 from jobs_core.sweep import sweep
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
     result = sweep(database())
     metrics.add_metric(name="SweepDuration", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
@@ -21,3 +21,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=result.completed)
     logger.info("sweep done", extra=result.model_dump())
     return result.model_dump()
+
+
+lambda_handler = traced(handle)

@@ -1,20 +1,21 @@
-"""The HTTP side shared by every handler: the resolver, error mapping, logging and metrics.
+"""The HTTP side shared by every route handler: the resolver, error mapping, the caller's
+identity, and the one way a route's module becomes a Lambda handler (`handler_for`).
 
 Domain errors are plain classes (errors.py); this module is the one place that maps them
 to status codes. Every error body is JSON {"message": ...}; a stack trace never leaves.
+Nothing below the handlers imports this module.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs_core.errors import (
@@ -27,10 +28,10 @@ from jobs_core.errors import (
     Unauthorized,
 )
 from jobs_core.models import ErrorBody
+from jobs_core.observability import logger, metrics, traced
 from jobs_core.settings import settings
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "iot-jobs"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "IotJobs"))
+LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 # The two ways in, as the OpenAPI document names them (the schemes: jobs_local/openapi.py).
 DEVICE_SECURITY: list[dict[str, list[str]]] = [{"provisionToken": []}]
@@ -145,14 +146,38 @@ def resolver() -> APIGatewayHttpResolver:
     return app
 
 
+def handler_for(app: APIGatewayHttpResolver) -> LambdaHandler:
+    """A route module's `lambda_handler`: resolve the event with the route's app, with the log
+    context set per invocation, the metrics the layer recorded flushed after it, and traced where
+    tracing is on (observability.tracer)."""
+
+    def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = app.resolve(event, context)
+            return response
+        finally:
+            if metrics.metric_set:  # only calls that changed something record metrics
+                metrics.flush_metrics()
+
+    logged = logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+    return traced(logged(handle))
+
+
+class Operator(NamedTuple):
+    """Who calls the operator API, from the claims the JWT authorizer verified."""
+
+    tenant_id: str
+    user: str | None
+
+
 def provision_token(app: APIGatewayHttpResolver) -> str | None:
     """The device's token; API Gateway HTTP APIs lower-case header names."""
     headers = app.current_event.headers or {}
     return headers.get("x-provision-token")
 
 
-def operator(app: APIGatewayHttpResolver) -> tuple[str, str | None]:
-    """(tenant_id, user) from the claims the JWT authorizer verified. None: 401; no tenant: 403.
+def operator(app: APIGatewayHttpResolver) -> Operator:
+    """The tenant and user of the claims the JWT authorizer verified. None: 401; no tenant: 403.
     (`sam local start-api` runs no JWT authorizer, so there every operator call is refused.)"""
     context = app.current_event.raw_event.get("requestContext") or {}
     claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims")
@@ -162,4 +187,4 @@ def operator(app: APIGatewayHttpResolver) -> tuple[str, str | None]:
     if not tenant_id:
         raise Forbidden(f"the token carries no {settings().tenant_claim} claim")
     logger.append_keys(tenant_id=str(tenant_id))  # cleared at the next invocation (clear_state)
-    return str(tenant_id), claims.get("sub")
+    return Operator(str(tenant_id), claims.get("sub"))

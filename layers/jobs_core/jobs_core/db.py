@@ -151,6 +151,12 @@ def conninfo_from(config: Settings) -> Callable[[bool], str]:
     return from_secret
 
 
+def sql_list(values: list[str]) -> sql.Composable:
+    """Values as a list of SQL literals, for `IN (...)`: statements built from the state machine's
+    table once, at import, keep constants the planner can match against partial indexes."""
+    return sql.SQL(", ").join(sql.Literal(value) for value in values)
+
+
 def scope_to_tenant(conn: Connection, tenant_id: str) -> None:
     """Scope the transaction to one tenant: row-level security shows it nothing else."""
     conn.execute("SELECT set_config('jobs.tenant_id', %s, true)", [tenant_id])
@@ -171,3 +177,11 @@ def database() -> Database:
             statement_timeout_ms=config.statement_timeout_ms,
         )
     return _database
+
+
+def use_database(replacement: Database | None) -> Database | None:
+    """Replace the container's database (None: create it anew from the settings on next use), for
+    the local stand-ins, tests and the bench; returns the one it replaced, not closed."""
+    global _database
+    previous, _database = _database, replacement
+    return previous

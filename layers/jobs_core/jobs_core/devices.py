@@ -8,9 +8,9 @@ from collections.abc import Iterable
 
 from psycopg.rows import DictRow
 
-from jobs_core.api import logger
 from jobs_core.db import Database, scope_to_tenant
 from jobs_core.errors import Unauthorized
+from jobs_core.observability import logger
 
 MAX_TOKEN_LENGTH = 256
 

@@ -1,6 +1,6 @@
 """What a device does with its job executions: list pending, read one, claim / progress / finish.
 
-Each call is one statement, one round trip: a SQL function (migrations/0003_device_calls.sql)
+Each call is one statement, one round trip: a SQL function (sql/device_calls.sql)
 that authenticates the token, scopes the transaction to the device, then decides and acts. A
 refusal is explained from what that same statement saw, after the fact, without another query.
 """
@@ -9,21 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from psycopg.types.json import Jsonb
 
 from jobs_core import devices
 from jobs_core.db import Database
 from jobs_core.errors import Conflict, InvalidRequest, NotFound
 from jobs_core.models import Document, Execution, ExecutionUpdate, ExecutionUpdated, PendingJob, PendingJobs
-from jobs_core.statemachine import TERMINAL, TRANSITIONS, Actor, ExecutionStatus, is_claim, sources
+from jobs_core.observability import metrics
+from jobs_core.statemachine import TERMINAL, Actor, ExecutionStatus, allowed, claim_sources, sources
 
 PENDING_LIMIT = 10
 
-# The device calls are SQL functions (migrations/0003_device_calls.sql): one statement each.
+# The device calls are SQL functions (sql/device_calls.sql): one statement each.
 PENDING = "SELECT * FROM device_pending(%(key)s, %(limit)s)"
 DESCRIBE = "SELECT * FROM device_describe(%(key)s, %(job_id)s)"
 UPDATE = (
-    "SELECT * FROM device_update(%(key)s, %(job_id)s, %(status)s, %(sources)s,"
+    "SELECT * FROM device_update(%(key)s, %(job_id)s, %(status)s, %(sources)s, %(claim_sources)s,"
     " %(expected)s, %(status_details)s, %(terminal)s)"
 )
 
@@ -57,11 +59,13 @@ def describe(db: Database, token: str | None, job_id: str) -> Execution:
 
 def update(db: Database, token: str | None, job_id: str, change: ExecutionUpdate) -> ExecutionUpdated:
     target = ExecutionStatus(change.status)
+    claims = claim_sources(target, Actor.DEVICE)
     params = {
         "key": devices.lookup_key(token),
         "job_id": job_id,
         "status": str(target),
         "sources": sources(target, Actor.DEVICE),
+        "claim_sources": claims,
         "expected": change.execution_number,
         "status_details": Jsonb(change.status_details) if change.status_details is not None else None,
         "terminal": target in TERMINAL,
@@ -70,13 +74,14 @@ def update(db: Database, token: str | None, job_id: str, change: ExecutionUpdate
     if row["found_status"] is None:
         raise NotFound("job execution not found")
     if row["status"] is not None:
+        metrics.add_metric(name=f"Executions{target.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
         return ExecutionUpdated(
             job_id=job_id, device_id=row["device_id"], status=row["status"], execution_number=row["execution_number"]
         )
     found = ExecutionStatus(row["found_status"])
-    if (found, target, Actor.DEVICE) not in TRANSITIONS:
+    if not allowed(found, target, Actor.DEVICE):
         raise InvalidRequest(f"cannot move an execution from {found} to {target}")
-    if is_claim(found, target) and not row["claimable"]:
+    if found in claims and not row["claimable"]:
         raise InvalidRequest("the job is canceled, completed or expired: its execution cannot be claimed")
     if change.execution_number is not None and change.execution_number != row["found_number"]:
         raise Conflict(

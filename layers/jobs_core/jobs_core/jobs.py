@@ -13,9 +13,11 @@ import uuid
 from typing import Any
 
 import psycopg
+from aws_lambda_powertools.metrics import MetricUnit
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from jobs_core.db import Database, scope_to_tenant
+from jobs_core.db import Database, scope_to_tenant, sql_list
 from jobs_core.errors import Conflict, InvalidRequest, NotFound
 from jobs_core.models import (
     ExecutionSummary,
@@ -25,7 +27,8 @@ from jobs_core.models import (
     JobDetail,
     JobSummary,
 )
-from jobs_core.statemachine import ExecutionStatus, JobStatus
+from jobs_core.observability import metrics
+from jobs_core.statemachine import Actor, ExecutionStatus, JobStatus, job_sources, sources
 
 MAX_EXECUTIONS_PAGE = 1000
 # A page also stops short of about 1 MiB (each execution may carry 4 KiB of status_details):
@@ -112,22 +115,28 @@ ORDER BY device_id
 LIMIT %(limit)s
 """
 
-# Cancel: QUEUED executions become REJECTED, then the job CANCELED, only while it is IN_PROGRESS.
-# Executions are locked before the job row, the order every device update takes them in.
-REJECT_QUEUED = """
+# Cancel, as the state machine's table has it for the operator: QUEUED executions become
+# REJECTED, then the job CANCELED, only while it is IN_PROGRESS. Executions are locked before the
+# job row, the order every device update takes them in.
+CANCELABLE = job_sources(JobStatus.CANCELED, Actor.OPERATOR)
+REJECT_QUEUED = sql.SQL("""
 UPDATE job_executions e
-SET status = 'REJECTED', status_details = %(details)s,
+SET status = {rejected}, status_details = %(details)s,
     execution_number = e.execution_number + 1, last_updated_at = now()
 WHERE e.tenant_id = current_setting('jobs.tenant_id', true) AND e.job_id = %(job_id)s
-  AND e.status = 'QUEUED'
+  AND e.status IN ({rejectable})
   AND EXISTS (SELECT 1 FROM jobs j
-              WHERE j.tenant_id = e.tenant_id AND j.job_id = e.job_id AND j.status = 'IN_PROGRESS')
-"""
-CANCEL = """
-UPDATE jobs SET status = 'CANCELED', updated_at = now()
-WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s AND status = 'IN_PROGRESS'
+              WHERE j.tenant_id = e.tenant_id AND j.job_id = e.job_id AND j.status IN ({cancelable}))
+""").format(
+    rejected=sql.Literal(str(ExecutionStatus.REJECTED)),
+    rejectable=sql_list(sources(ExecutionStatus.REJECTED, Actor.OPERATOR)),
+    cancelable=sql_list(CANCELABLE),
+)
+CANCEL = sql.SQL("""
+UPDATE jobs SET status = {canceled}, updated_at = now()
+WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s AND status IN ({cancelable})
 RETURNING job_id, status
-"""
+""").format(canceled=sql.Literal(str(JobStatus.CANCELED)), cancelable=sql_list(CANCELABLE))
 STATUS = """
 SELECT status FROM jobs WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s
 """
@@ -153,6 +162,8 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
         raise Conflict(f"job {params['job_id']} already exists") from None
     row = result.fetchone()
     if row is not None:
+        metrics.add_metric(name="JobsCreated", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="ExecutionsQueued", unit=MetricUnit.Count, value=row["execution_count"])
         return JobCreated(**row)
     if request.target_device_id is not None:
         raise NotFound(f"device {request.target_device_id} not found")
@@ -220,4 +231,4 @@ def cancel(db: Database, tenant_id: str, job_id: str, reason: str | None) -> Job
     found = current.fetchone()
     if found is None:
         raise NotFound(f"job {job_id} not found")
-    raise InvalidRequest(f"only an IN_PROGRESS job can be canceled; this one is {found['status']}")
+    raise InvalidRequest(f"only an {' or '.join(CANCELABLE)} job can be canceled; this one is {found['status']}")

@@ -1,7 +1,10 @@
-"""Schema migrations: versioned SQL files in migrations/, applied by yoyo-migrations.
+"""The schema, applied by one command: the versioned migrations (tables, indexes, constraints,
+roles, policies: history, never edited), then the SQL functions of sql/, re-applied every time
+(CREATE OR REPLACE), so the code of a function is read in one file, not reconstructed from
+migrations.
 
-Safe when two run at once: a session advisory lock serialises whole runs (yoyo's own lock
-row does not cover the creation of its bookkeeping tables).
+Safe when two run at once: a session advisory lock serialises whole runs (yoyo's own lock row
+does not cover the creation of its bookkeeping tables, nor the functions).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from psycopg.conninfo import conninfo_to_dict
 from yoyo import get_backend, read_migrations
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+FUNCTIONS = Path(__file__).parent / "sql"
 MIGRATE_LOCK = 0x10B5_0001
 
 
@@ -23,8 +27,13 @@ def _yoyo_uri(conninfo: str) -> str:
     return "postgresql+psycopg:///?" + urlencode(params)
 
 
+def function_files() -> list[Path]:
+    return sorted(FUNCTIONS.glob("*.sql"))
+
+
 def migrate(conninfo: str) -> list[str]:
-    """Apply the pending migrations as the connecting (owner) user; returns the ids applied."""
+    """Apply the pending migrations, then the SQL functions, as the connecting (owner) user;
+    returns the ids of the migrations applied."""
     with psycopg.connect(conninfo, autocommit=True) as lock:
         lock.execute("SELECT pg_advisory_lock(%s)", [MIGRATE_LOCK])
         backend = get_backend(_yoyo_uri(conninfo))
@@ -34,4 +43,7 @@ def migrate(conninfo: str) -> list[str]:
                 backend.apply_migrations(pending)
         finally:
             backend.connection.close()
+        with lock.transaction():  # all the functions or none
+            for path in function_files():
+                lock.execute(path.read_bytes())
         return [migration.id for migration in pending]

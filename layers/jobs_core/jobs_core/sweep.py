@@ -6,52 +6,43 @@ overlapping runs never work at once: a run that finds the advisory lock taken st
 
 from __future__ import annotations
 
+from psycopg import sql
 from pydantic import BaseModel
 
-from jobs_core.db import Database
+from jobs_core.db import Database, sql_list
 from jobs_core.settings import settings
+from jobs_core.statemachine import Actor, ExecutionStatus, sources
 
 SWEEP_LOCK = 0x10B55EE9  # pg_try_advisory_xact_lock key: one sweep batch at a time
 
-TIME_OUT_BATCH = """
+# The sweep's transition, as the state machine's table has it: active executions of expired jobs
+# become TIMED_OUT.
+TIME_OUT_BATCH = sql.SQL("""
 WITH batch AS (
     SELECT e.ctid
     FROM jobs j
     JOIN job_executions e ON e.tenant_id = j.tenant_id AND e.job_id = j.job_id
     WHERE j.expires_at <= now()
-      AND e.status IN ('QUEUED', 'IN_PROGRESS')
+      AND e.status IN ({expirable})
     LIMIT %(batch_size)s
     FOR UPDATE OF e SKIP LOCKED  -- a device mid-update keeps its row; a later batch takes it
 ), timed_out AS (
     -- the rows are locked by this transaction, so their ctids hold until it ends: a TID scan
     UPDATE job_executions e
-    SET status = 'TIMED_OUT', execution_number = e.execution_number + 1, last_updated_at = now()
+    SET status = {timed_out}, execution_number = e.execution_number + 1, last_updated_at = now()
     WHERE e.ctid = ANY (ARRAY(SELECT ctid FROM batch))
     RETURNING e.tenant_id, e.job_id
 )
 SELECT tenant_id, job_id, count(*) AS timed_out
 FROM timed_out
 GROUP BY tenant_id, job_id
-"""
+""").format(
+    expirable=sql_list(sources(ExecutionStatus.TIMED_OUT, Actor.SWEEP)),
+    timed_out=sql.Literal(str(ExecutionStatus.TIMED_OUT)),
+)
 
-# The same rule as a device's last update: lock the job rows, then read their counts.
-LOCK_JOBS = """
-SELECT 1 FROM jobs j
-WHERE (j.tenant_id, j.job_id) IN (SELECT * FROM unnest(%(tenant_ids)s::text[], %(job_ids)s::text[]))
-  AND j.status = 'IN_PROGRESS'
-ORDER BY j.tenant_id, j.job_id
-FOR UPDATE OF j
-"""
-
-COMPLETE_JOBS = """
-UPDATE jobs j
-SET status = 'COMPLETED', updated_at = now()
-WHERE (j.tenant_id, j.job_id) IN (SELECT * FROM unnest(%(tenant_ids)s::text[], %(job_ids)s::text[]))
-  AND j.status = 'IN_PROGRESS'  -- a CANCELED job is never completed
-  AND NOT EXISTS (
-      SELECT 1 FROM job_execution_counts c
-      WHERE c.tenant_id = j.tenant_id AND c.job_id = j.job_id AND c.queued + c.in_progress > 0)
-"""
+# The same rule as a device's last update (sql/jobs.sql).
+COMPLETE_JOBS = "SELECT complete_finished_jobs(%(tenant_ids)s, %(job_ids)s) AS completed"
 
 
 class SweepResult(BaseModel):
@@ -78,8 +69,8 @@ def sweep(db: Database, *, batch_size: int | None = None, max_batches: int | Non
                     "tenant_ids": [row["tenant_id"] for row in jobs],
                     "job_ids": [row["job_id"] for row in jobs],
                 }
-                conn.execute(LOCK_JOBS, touched)
-                result.completed += conn.execute(COMPLETE_JOBS, touched).rowcount
+                completed = conn.execute(COMPLETE_JOBS, touched).fetchone()
+                result.completed += completed["completed"] if completed else 0
         result.batches += 1
         timed_out = sum(row["timed_out"] for row in jobs)
         result.timed_out += timed_out

@@ -1,0 +1,85 @@
+"""The state machine's tables are the only source of truth: no SQL of the layer (its function
+files, its migrations, the statements its modules build) names a status the tables lack, or
+moves a row between statuses the tables do not connect."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from psycopg import sql
+
+import jobs_core
+from jobs_core.migrate import FUNCTIONS, MIGRATIONS
+from jobs_core.statemachine import JOB_TRANSITIONS, TRANSITIONS, ExecutionStatus, JobStatus
+
+STATUSES = {str(s) for s in ExecutionStatus} | {str(s) for s in JobStatus}
+CONNECTED = {
+    "job_executions": {(str(t.source), str(t.target)) for t in TRANSITIONS},
+    "jobs": {(str(t.source), str(t.target)) for t in JOB_TRANSITIONS},
+}
+LITERAL = re.compile(r"'([A-Z][A-Z_]+)'")
+SET_STATUS = re.compile(r"UPDATE\s+(jobs|job_executions)(?:\s+(?:AS\s+)?(\w+))?\s+SET\s+status\s*=\s*'(\w+)'", re.I)
+
+
+def layer_sql() -> Iterator[tuple[str, str]]:
+    """(where, SQL code without its comments) for every SQL file of the layer and every statement
+    its modules hold."""
+    for path in sorted([*Path(FUNCTIONS).glob("*.sql"), *Path(MIGRATIONS).glob("*.sql")]):
+        yield path.name, uncommented(path.read_text())
+    for module in pkgutil.iter_modules(jobs_core.__path__):
+        loaded = importlib.import_module(f"jobs_core.{module.name}")
+        for name, value in vars(loaded).items():
+            if isinstance(value, sql.Composable):
+                yield f"{module.name}.{name}", uncommented(value.as_string(None))
+            elif isinstance(value, str) and re.search(r"\b(SELECT|UPDATE|INSERT)\b", value):
+                yield f"{module.name}.{name}", uncommented(value)
+
+
+def uncommented(text: str) -> str:
+    return re.sub(r"--[^\n]*", "", text)
+
+
+def transitions(text: str) -> Iterator[tuple[str, set[str], str]]:
+    """(table, sources, target) of each statement that sets a status to a literal. The sources are
+    the literals the statement compares the updated table's status with (alias.status = 'X', or
+    alias.status IN ('X', 'Y'), anywhere in the statement, its CTEs included)."""
+    for statement in text.split(";"):
+        for found in SET_STATUS.finditer(statement):
+            table, alias, target = found.group(1), found.group(2), found.group(3)
+            rest = statement[: found.start()] + statement[found.end() :]
+            column = rf"(?<![\w.]){re.escape(alias)}\.status" if alias else r"(?<![\w.])status"
+            sources: set[str] = set()
+            for compared in re.finditer(column + r"\s*(?:=\s*('\w+')|IN\s*\(([^)]*)\))", rest):
+                sources |= set(LITERAL.findall(compared.group(1) or compared.group(2)))
+            yield table, sources, target
+
+
+def test_every_status_the_sql_names_is_in_the_tables() -> None:
+    unknown = {(where, name) for where, text in layer_sql() for name in LITERAL.findall(text) if name not in STATUSES}
+    assert not unknown
+
+
+def test_every_status_change_the_sql_makes_is_in_the_tables() -> None:
+    found = [(where, *change) for where, text in layer_sql() for change in transitions(text)]
+    # what the layer has today: the sweep's time-out, the cancel's two, the completion (and 0003's)
+    assert {(where, target) for where, _, _, target in found} >= {
+        ("sweep.TIME_OUT_BATCH", "TIMED_OUT"),
+        ("jobs.REJECT_QUEUED", "REJECTED"),
+        ("jobs.CANCEL", "CANCELED"),
+        ("jobs.sql", "COMPLETED"),
+    }
+    for where, table, sources, target in found:
+        assert sources, f"{where}: a change to {target} that does not say from which status"
+        assert {(s, target) for s in sources} <= CONNECTED[table], (where, sources, target)
+
+
+def test_the_checks_can_fail() -> None:
+    bad = "UPDATE job_executions e SET status = 'QUEUED' WHERE e.status = 'SUCCEEDED' AND j.status = 'DONE'"
+    assert list(transitions(bad)) == [("job_executions", {"SUCCEEDED"}, "QUEUED")]
+    assert ("SUCCEEDED", "QUEUED") not in CONNECTED["job_executions"]
+    assert "DONE" in LITERAL.findall(bad) and "DONE" not in STATUSES
+    assert list(transitions("UPDATE jobs SET status = 'CANCELED' WHERE job_id = 'x'")) == [("jobs", set(), "CANCELED")]
