@@ -26,7 +26,7 @@ test: $(VENV)/.installed
 
 # Figures against baselines measured in the same run, on a database of its own; kept out of `make test`.
 bench: $(VENV)/.installed
-	$(PY) bench/bench.py --out bench/RESULTS.md
+	$(PY) -m bench --out bench/RESULTS.md
 
 # Schemathesis against the local server, longer than the bounded run in `make test`.
 fuzz: $(VENV)/.installed

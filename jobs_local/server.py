@@ -11,87 +11,28 @@ Invocations run one at a time, as in a single Lambda container.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
 import os
 import threading
-import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import jwt
 
 from jobs_local import devjwt, openapi, template
-from jobs_local.lambda_context import LocalContext
+from jobs_local.invoke import Request, api_gateway_event
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 log = logging.getLogger("jobs_local.server")
 
 
-def api_gateway_event(
-    route: template.Route,
-    method: str,
-    target: str,
-    headers: dict[str, str],
-    body: bytes,
-    path_parameters: dict[str, str],
-    claims: dict[str, str] | None,
-    source_ip: str,
-) -> dict[str, Any]:
-    url = urlsplit(target)
-    query: dict[str, str] = {}
-    for name, value in parse_qsl(url.query, keep_blank_values=True):
-        query[name] = f"{query[name]},{value}" if name in query else value  # as API Gateway joins repeats
-    try:
-        text, encoded = body.decode("utf-8"), False
-    except UnicodeDecodeError:
-        text, encoded = base64.b64encode(body).decode(), True
-    now = time.time()
-    context: dict[str, Any] = {
-        "accountId": "000000000000",
-        "apiId": "local",
-        "domainName": headers.get("host", "127.0.0.1"),
-        "domainPrefix": "local",
-        "http": {
-            "method": method,
-            "path": url.path,
-            "protocol": "HTTP/1.1",
-            "sourceIp": source_ip,
-            "userAgent": headers.get("user-agent", ""),
-        },
-        "requestId": str(uuid.uuid4()),
-        "routeKey": route.route_key,
-        "stage": "$default",
-        "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-        "timeEpoch": int(now * 1000),
-    }
-    if claims is not None:
-        context["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": route.route_key,
-        "rawPath": url.path,
-        "rawQueryString": url.query,
-        "headers": headers,
-        "requestContext": context,
-        "isBase64Encoded": encoded,
-    }
-    if query:
-        event["queryStringParameters"] = query
-    if path_parameters:
-        event["pathParameters"] = path_parameters
-    if body:
-        event["body"] = text
-    return event
-
-
 class LocalApi:
     def __init__(self) -> None:
         self.routes = template.routes()
-        self.handlers = {route.route_key: route.lambda_handler() for route in self.routes}
+        for route in self.routes:
+            route.lambda_handler()  # import every handler before the first request
         self.openapi = json.dumps(openapi.schema()).encode()
         self.lock = threading.Lock()  # one invocation at a time, like one container
 
@@ -119,12 +60,10 @@ class LocalApi:
             claims = self.authorize(headers)
             if claims is None:  # the authorizer refuses before any function runs
                 return 401, {"content-type": "application/json"}, b'{"message":"Unauthorized"}'
-        event = api_gateway_event(route, method, target, headers, body, params, claims, source_ip)
+        request = Request(route, api_gateway_event(route, method, target, headers, body, params, claims, source_ip))
         with self.lock:
-            result = self.handlers[route.route_key](event, LocalContext(function_name=route.function))
-        payload = result.get("body") or ""
-        data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
-        return int(result.get("statusCode", 200)), dict(result.get("headers") or {}), data
+            reply = request.send()
+        return reply.status, reply.headers, reply.body
 
 
 def serve(port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
@@ -164,11 +103,17 @@ def serve(port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(data)
 
-        def __getattr__(self, name: str) -> Any:
-            # Every method reaches the route table, as in API Gateway: an unrouted one is 404 JSON.
-            if name.startswith("do_"):
-                return self._dispatch
-            raise AttributeError(name)
+        # Every method HTTP defines reaches the route table, as in API Gateway: an unrouted one is
+        # 404 JSON. Any other word in the method's place is answered by send_error, below.
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_TRACE = do_CONNECT = _dispatch
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """Requests refused before any route (a malformed request line or header, a method HTTP
+            does not define): a JSON body like every other answer, never an HTML page."""
+            status = 404 if code == 501 else code  # an unknown method routes nowhere, as in API Gateway
+            body = json.dumps({"message": message or "Bad Request"}).encode()
+            self.close_connection = True
+            self._reply(status, {"content-type": "application/json", "connection": "close"}, body)
 
         def log_message(self, format: str, *args: Any) -> None:
             log.info("%s %s", self.address_string(), format % args)

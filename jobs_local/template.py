@@ -57,10 +57,16 @@ class Route:
         return found.groupdict() if found else None
 
     def lambda_handler(self) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-        # The handler's folder is on sys.path in the dev environment, as /var/task is in Lambda.
-        module = importlib.import_module(self.module)
-        handler: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(module, self.handler.rsplit(".", 1)[1])
-        return handler
+        return _handler(self.handler)
+
+
+@cache
+def _handler(name: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """module.function, imported once. The handler's folder is on sys.path in the dev environment,
+    as /var/task is in Lambda."""
+    module_name, function = name.rsplit(".", 1)
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(importlib.import_module(module_name), function)
+    return handler
 
 
 @cache

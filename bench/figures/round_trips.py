@@ -1,0 +1,36 @@
+"""1. Round trips per device call: each call of the layer through a relay that counts them."""
+
+from __future__ import annotations
+
+from bench.dataset import SMALL, Dataset, token
+from bench.harness import Call, Figure
+from bench.instruments import RoundTripCounter
+from jobs_core import executions, jobs
+from jobs_core.db import Database
+from jobs_core.models import ExecutionUpdate, JobCreate
+
+
+def run(data: Dataset) -> list[Figure]:
+    counter = RoundTripCounter(data.url)
+    counted = Database(lambda refresh: counter.conninfo)
+    counted.connection()
+    jobs.create(data.db, SMALL, "bench", JobCreate(job_id="rt", document_type="x", target_all=True))
+    me = token(SMALL, data.take(1, SMALL)[0])
+    calls: dict[str, Call] = {
+        "pending": lambda: executions.pending(counted, me),
+        "describe": lambda: executions.describe(counted, me, "rt"),
+        "claim": lambda: executions.update(counted, me, "rt", ExecutionUpdate(status="IN_PROGRESS")),
+        "progress": lambda: executions.update(
+            counted, me, "rt", ExecutionUpdate(status="IN_PROGRESS", status_details={"p": 1})
+        ),
+        "finish": lambda: executions.update(counted, me, "rt", ExecutionUpdate(status="SUCCEEDED")),
+    }
+    trips = {}
+    for name, call in calls.items():
+        before = counter.count()
+        call()
+        trips[name] = counter.count() - before
+    counted.close()
+    counter.close()
+    detail = ", ".join(f"{k} {v}" for k, v in trips.items())
+    return [Figure("1. round trips per device call", detail, "1", max(trips.values()), "1")]
