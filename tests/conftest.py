@@ -1,5 +1,9 @@
 """Fixtures: a fresh database per test session (DATABASE_URL's server, or the embedded one),
-migrated and dropped at the end; each test works in tenants of its own."""
+migrated and dropped at the end; each test works in tenants of its own.
+
+Tests live by what they need: unit/ (no database), integration/ (real PostgreSQL, handlers
+in-process), e2e/ (the local server and the tools in processes of their own, over HTTP). Each
+folder's tests carry the marker of its name (`pytest -m unit`); `make test` runs them all."""
 
 from __future__ import annotations
 
@@ -10,24 +14,32 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import dict_row
 
-import jobs_core.db
 from jobs_core import devices, jobs
-from jobs_core.db import Database
+from jobs_core.db import Database, use_database
 from jobs_core.migrate import migrate
 from jobs_core.models import JobCreate, JobCreated
 from jobs_core.settings import settings
 from jobs_local import devdb
 from jobs_local.devdb import ROOT
+from tests.factories import Admin, CreateJob, Register, scratch_database
+
+FOLDERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.parent.name
+        if folder in FOLDERS:
+            item.add_marker(getattr(pytest.mark, folder))
 
 
 @pytest.fixture(scope="session")
@@ -38,26 +50,21 @@ def server_url() -> str:
 
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> Iterator[str]:
-    name = f"jobs_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(server_url, dbname=name)
-    migrate(url)
-    saved = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = url  # what the handlers' settings read
-    settings.cache_clear()
-    jobs_core.db._database = None
-    yield url
-    if jobs_core.db._database is not None:
-        jobs_core.db._database.close()
-    jobs_core.db._database = None
-    settings.cache_clear()
-    if saved is None:
-        os.environ.pop("DATABASE_URL", None)
-    else:
-        os.environ["DATABASE_URL"] = saved
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(server_url) as url:
+        migrate(url)
+        saved = os.environ.get("DATABASE_URL")
+        os.environ["DATABASE_URL"] = url  # what the handlers' settings read
+        settings.cache_clear()
+        use_database(None)
+        yield url
+        container = use_database(None)
+        if container is not None:
+            container.close()
+        settings.cache_clear()
+        if saved is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = saved
 
 
 @pytest.fixture
@@ -69,7 +76,7 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
-def admin(database_url: str) -> Iterator[psycopg.Connection[DictRow]]:
+def admin(database_url: str) -> Iterator[Admin]:
     """The owner (superuser) connection, to look behind the API's back."""
     with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
         yield conn
@@ -86,9 +93,7 @@ def other_tenant() -> str:
 
 
 @pytest.fixture
-def register(db: Database) -> Callable[..., dict[str, str]]:
-    """register(tenant, n=1, prefix="dev") -> {device_id: token}"""
-
+def register(db: Database) -> Register:
     def _register(tenant_id: str, n: int = 1, prefix: str = "dev") -> dict[str, str]:
         return devices.register(db, tenant_id, [f"{prefix}-{i:04d}" for i in range(n)])
 
@@ -96,9 +101,7 @@ def register(db: Database) -> Callable[..., dict[str, str]]:
 
 
 @pytest.fixture
-def create_job(db: Database) -> Callable[..., JobCreated]:
-    """create_job(tenant, target_all=True, ...) through the operator logic."""
-
+def create_job(db: Database) -> CreateJob:
     def _create(tenant_id: str, **fields: Any) -> JobCreated:
         fields.setdefault("document_type", "firmware")
         if not any(k in fields for k in ("target_device_id", "target_group_id", "target_all")):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jobs_local import devdb, devjwt, template
-from jobs_local.lambda_context import LocalContext
-from jobs_local.server import api_gateway_event
+from jobs_local import devdb, devjwt
+from jobs_local.invoke import request
 
 EVENTS = devdb.ROOT / "events"
 
@@ -25,10 +24,6 @@ def invoke(
 ) -> tuple[int, Any]:
     """Invoke the handler behind a route in-process, with the event API Gateway would send.
     Returns (status, parsed JSON body)."""
-    found = template.route_for(method, path)
-    if found is None:
-        raise LookupError(f"no route for {method} {path}")
-    route, params = found
     sent = dict(headers or {})
     if token is not None:
         sent["x-provision-token"] = token
@@ -36,9 +31,8 @@ def invoke(
     if data:
         sent.setdefault("content-type", "application/json")
     target = f"{path}?{query}" if query else path
-    event = api_gateway_event(route, method, target, sent, data, params, claims, "127.0.0.1")
-    response = route.lambda_handler()(event, LocalContext(function_name=route.function))
-    return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+    reply = request(method, target, headers=sent, body=data, claims=claims).send()
+    return reply.status, json.loads(reply.body) if reply.body else None
 
 
 def operator_claims(tenant_id: str | None, sub: str = "alice") -> dict[str, str]:

@@ -10,7 +10,7 @@ from jobs_local.devdb import ROOT
 
 def test_the_benchmark_runs_and_prints_its_table(database_url: str) -> None:
     done = subprocess.run(
-        [sys.executable, "bench/bench.py", "--smoke"],
+        [sys.executable, "-m", "bench", "--smoke"],
         cwd=ROOT,
         capture_output=True,
         text=True,

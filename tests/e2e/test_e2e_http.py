@@ -32,7 +32,9 @@ def jobsctl(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
-def http(base_url: str, method: str, path: str, *, headers: dict[str, str] | None = None, body: Any = None):
+def http(
+    base_url: str, method: str, path: str, *, headers: dict[str, str] | None = None, body: Any = None
+) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(base_url + path, data=data, method=method)  # noqa: S310
     for name, value in (headers or {}).items():
@@ -155,7 +157,7 @@ def test_a_token_without_tenant_is_403(base_url: str) -> None:
 
 def test_two_tenants_are_isolated_on_all_seven_routes(
     base_url: str, env: dict[str, str], tenant: str, other_tenant: str
-):
+) -> None:
     mine = jobsctl(env, "device", "add", tenant, "d1").strip()
     theirs = jobsctl(env, "device", "add", other_tenant, "d1").strip()
     me, them = bearer(devjwt.mint(tenant)), bearer(devjwt.mint(other_tenant))

@@ -17,11 +17,12 @@ from jobs_core.db import Database
 from jobs_core.models import ExecutionUpdate, JobCreate
 from jobs_local import devjwt
 from tests.conftest import local_server
+from tests.factories import CreateJob, Register
 from tests.helpers import invoke, operator_claims
 
 
 def test_a_second_tenant_gets_only_404_or_403_on_every_route(
-    db: Database, tenant: str, other_tenant: str, register, create_job
+    db: Database, tenant: str, other_tenant: str, register: Register, create_job: CreateJob
 ) -> None:
     victim = register(tenant, 2)
     attacker = register(other_tenant, 1)["dev-0000"]

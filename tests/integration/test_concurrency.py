@@ -4,26 +4,27 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg.rows import DictRow
 
+from bench.instruments import all_at_once as containers_at_once
 from jobs_core import executions
 from jobs_core.db import Database
 from jobs_core.errors import Conflict, InvalidRequest
-from jobs_core.models import ExecutionUpdate
+from jobs_core.models import DeviceTarget, ExecutionUpdate
 from jobs_core.sweep import sweep
-from jobs_local import containers
+from tests.factories import CreateJob, Register, expire_job
 
 
 def all_at_once(n: int, database_url: str, work: Callable[[Database, int], Any]) -> list[Any]:
     """Run work(db, i) on n containers released together; returns results or exceptions."""
-    return [outcome.result for outcome in containers.all_at_once(database_url, n, work)]
+    return [outcome.result for outcome in containers_at_once(database_url, n, work)]
 
 
 def test_of_32_simultaneous_claims_exactly_one_wins(
-    database_url: str, tenant: str, register, create_job, admin: psycopg.Connection[DictRow]
+    database_url: str, tenant: str, register: Register, create_job: CreateJob, admin: psycopg.Connection[DictRow]
 ) -> None:
     token = register(tenant, 1)["dev-0000"]
     create_job(tenant, job_id="j")
@@ -41,11 +42,11 @@ def test_of_32_simultaneous_claims_exactly_one_wins(
 
 
 def test_every_accepted_update_bumps_the_version_exactly_once(
-    database_url: str, tenant: str, register, create_job, admin: psycopg.Connection[DictRow]
+    database_url: str, tenant: str, register: Register, create_job: CreateJob, admin: psycopg.Connection[DictRow]
 ) -> None:
     token = register(tenant, 1)["dev-0000"]
     create_job(tenant, job_id="j")
-    wanted = ["IN_PROGRESS"] * 24 + ["SUCCEEDED"] * 4 + ["FAILED"] * 4
+    wanted = cast(list[DeviceTarget], ["IN_PROGRESS"] * 24 + ["SUCCEEDED"] * 4 + ["FAILED"] * 4)
 
     results = all_at_once(
         len(wanted), database_url, lambda db, i: executions.update(db, token, "j", ExecutionUpdate(status=wanted[i]))
@@ -63,7 +64,7 @@ def test_every_accepted_update_bumps_the_version_exactly_once(
 
 
 def test_devices_finishing_a_job_together_complete_it_exactly_once(
-    database_url: str, tenant: str, register, create_job, admin: psycopg.Connection[DictRow]
+    database_url: str, tenant: str, register: Register, create_job: CreateJob, admin: psycopg.Connection[DictRow]
 ) -> None:
     tokens = list(register(tenant, 48).values())
     create_job(tenant, job_id="j")
@@ -88,11 +89,11 @@ def test_devices_finishing_a_job_together_complete_it_exactly_once(
 
 
 def test_two_sweeps_at_once_time_out_each_execution_once(
-    database_url: str, tenant: str, register, create_job, admin: psycopg.Connection[DictRow]
+    database_url: str, tenant: str, register: Register, create_job: CreateJob, admin: psycopg.Connection[DictRow]
 ) -> None:
     register(tenant, 300)
     create_job(tenant, job_id="j")
-    admin.execute("UPDATE jobs SET expires_at = now() - interval '1 minute' WHERE tenant_id = %s", [tenant])
+    expire_job(admin, tenant)
 
     results = all_at_once(2, database_url, lambda db, i: sweep(db, batch_size=50))
 

@@ -5,38 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg.rows import DictRow
 
-from jobs_core.statemachine import TRANSITIONS, Actor, ExecutionStatus
+from jobs_core.statemachine import TRANSITIONS, Actor, ExecutionStatus, allowed
+from tests.factories import Admin, CreateJob, Register, execution_row, expire_job, force_status
 from tests.helpers import invoke
-
-Admin = psycopg.Connection[DictRow]
-
-
-def execution_row(admin: Admin, tenant: str, job_id: str, device_id: str) -> dict[str, Any]:
-    row = admin.execute(
-        "SELECT * FROM job_executions WHERE tenant_id = %s AND job_id = %s AND device_id = %s",
-        [tenant, job_id, device_id],
-    ).fetchone()
-    assert row is not None
-    return row
 
 
 def put(job_id: str, token: str, **body: Any) -> tuple[int, Any]:
     return invoke("PUT", f"/device/v1/jobs/{job_id}/execution", token=token, body=body)
 
 
-def force_status(admin: Admin, tenant: str, job_id: str, device_id: str, status: ExecutionStatus) -> None:
-    admin.execute(
-        "UPDATE job_executions SET status = %s WHERE tenant_id = %s AND job_id = %s AND device_id = %s",
-        [status, tenant, job_id, device_id],
-    )
-
-
 class TestPending:
-    def test_lists_queued_executions_oldest_first_at_most_ten(self, tenant: str, register, create_job) -> None:
+    def test_lists_queued_executions_oldest_first_at_most_ten(
+        self, tenant: str, register: Register, create_job: CreateJob
+    ) -> None:
         tokens = register(tenant, 1)
         created = [create_job(tenant, job_id=f"job-{i:02d}").job_id for i in range(12)]
 
@@ -49,11 +32,13 @@ class TestPending:
         assert first["document"] == {"type": "firmware", "params": {}}
         assert first["queued_at"].endswith("+00:00") and first["expires_at"].endswith("+00:00")
 
-    def test_leaves_out_expired_canceled_and_claimed(self, tenant: str, register, create_job, admin: Admin) -> None:
+    def test_leaves_out_expired_canceled_and_claimed(
+        self, tenant: str, register: Register, create_job: CreateJob, admin: Admin
+    ) -> None:
         tokens = register(tenant, 1)
         token = tokens["dev-0000"]
         create_job(tenant, job_id="expired")
-        admin.execute("UPDATE jobs SET expires_at = now() - interval '1 second' WHERE tenant_id = %s", [tenant])
+        expire_job(admin, tenant)
         create_job(tenant, job_id="canceled")
         assert invoke("DELETE", "/customer/jobs/canceled", claims={"tenant_id": tenant, "sub": "a"})[0] == 200
         create_job(tenant, job_id="claimed")
@@ -66,7 +51,9 @@ class TestPending:
         assert [job["job_id"] for job in body["jobs"]] == ["forever"]
         assert body["jobs"][0]["expires_at"] is None
 
-    def test_sees_only_its_own_executions(self, tenant: str, other_tenant: str, register, create_job) -> None:
+    def test_sees_only_its_own_executions(
+        self, tenant: str, other_tenant: str, register: Register, create_job: CreateJob
+    ) -> None:
         mine = register(tenant, 2)
         register(other_tenant, 1)
         create_job(tenant, job_id="for-0001", target_device_id="dev-0001")
@@ -93,7 +80,7 @@ class TestAuthentication:
         assert status == 401
         assert answer == {"message": "missing or unknown provision token"}
 
-    def test_tokens_are_stored_only_as_hashes(self, tenant: str, register, admin: Admin) -> None:
+    def test_tokens_are_stored_only_as_hashes(self, tenant: str, register: Register, admin: Admin) -> None:
         tokens = register(tenant, 3)
         stored = admin.execute("SELECT * FROM device_state WHERE tenant_id = %s", [tenant]).fetchall()
         dump = repr(stored)
@@ -101,7 +88,9 @@ class TestAuthentication:
 
 
 class TestDescribe:
-    def test_returns_the_execution_with_its_document(self, tenant: str, register, create_job) -> None:
+    def test_returns_the_execution_with_its_document(
+        self, tenant: str, register: Register, create_job: CreateJob
+    ) -> None:
         token = register(tenant, 1)["dev-0000"]
         create_job(tenant, job_id="fw", document_params={"url": "https://x/fw.bin", "size": 3})
 
@@ -114,7 +103,7 @@ class TestDescribe:
         assert body["started_at"] is None and body["status_details"] is None
 
     def test_another_devices_or_tenants_execution_is_404(
-        self, tenant: str, other_tenant: str, register, create_job
+        self, tenant: str, other_tenant: str, register: Register, create_job: CreateJob
     ) -> None:
         mine = register(tenant, 2)
         theirs = register(other_tenant, 1)
@@ -125,24 +114,30 @@ class TestDescribe:
         assert invoke("GET", "/device/v1/jobs/theirs/execution", token=mine["dev-0000"])[0] == 404
         assert invoke("GET", "/device/v1/jobs/only-1/execution", token=theirs["dev-0000"])[0] == 404
 
-    def test_a_malformed_job_id_is_422(self, tenant: str, register) -> None:
+    def test_a_malformed_job_id_is_422(self, tenant: str, register: Register) -> None:
         token = register(tenant, 1)["dev-0000"]
         assert invoke("GET", "/device/v1/jobs/bad%20id!/execution", token=token)[0] == 422
 
 
-DEVICE_TRANSITIONS = sorted((frm, to) for frm, to, who in TRANSITIONS if who is Actor.DEVICE)
+DEVICE_TRANSITIONS = sorted((t.source, t.target) for t in TRANSITIONS if t.actor is Actor.DEVICE)
 NOT_ALLOWED = sorted(
     (frm, to)
     for frm in ExecutionStatus
     for to in ("IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED")
-    if frm is not ExecutionStatus.TIMED_OUT and (frm, ExecutionStatus(to), Actor.DEVICE) not in TRANSITIONS
+    if frm is not ExecutionStatus.TIMED_OUT and not allowed(frm, ExecutionStatus(to), Actor.DEVICE)
 )
 
 
 class TestTransitions:
     @pytest.mark.parametrize(("source", "target"), DEVICE_TRANSITIONS)
     def test_every_device_transition_in_the_table(
-        self, source: ExecutionStatus, target: ExecutionStatus, tenant: str, register, create_job, admin: Admin
+        self,
+        source: ExecutionStatus,
+        target: ExecutionStatus,
+        tenant: str,
+        register: Register,
+        create_job: CreateJob,
+        admin: Admin,
     ) -> None:
         token = register(tenant, 1)["dev-0000"]
         create_job(tenant, job_id="j")
@@ -167,7 +162,7 @@ class TestTransitions:
 
     @pytest.mark.parametrize(("source", "target"), NOT_ALLOWED)
     def test_transitions_not_in_the_table_are_400_and_change_nothing(
-        self, source: ExecutionStatus, target: str, tenant: str, register, create_job, admin: Admin
+        self, source: ExecutionStatus, target: str, tenant: str, register: Register, create_job: CreateJob, admin: Admin
     ) -> None:
         token = register(tenant, 1)["dev-0000"]
         create_job(tenant, job_id="j")
@@ -180,21 +175,23 @@ class TestTransitions:
         assert body["message"] == f"cannot move an execution from {source} to {target}"
         assert execution_row(admin, tenant, "j", "dev-0000") == before
 
-    def test_timed_out_is_final_too(self, tenant: str, register, create_job, admin: Admin) -> None:
+    def test_timed_out_is_final_too(self, tenant: str, register: Register, create_job: CreateJob, admin: Admin) -> None:
         token = register(tenant, 1)["dev-0000"]
         create_job(tenant, job_id="j")
         admin.execute("UPDATE job_executions SET status = 'TIMED_OUT' WHERE tenant_id = %s", [tenant])
         for target in ("IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED"):
             assert put("j", token, status=target)[0] == 400
 
-    def test_a_device_cannot_time_out_or_queue(self, tenant: str, register, create_job) -> None:
+    def test_a_device_cannot_time_out_or_queue(self, tenant: str, register: Register, create_job: CreateJob) -> None:
         token = register(tenant, 1)["dev-0000"]
         create_job(tenant, job_id="j")
         for target in ("TIMED_OUT", "QUEUED", "DONE"):
             status, body = put("j", token, status=target)
             assert status == 422 and body["message"] == "invalid request"
 
-    def test_a_full_session_bumps_the_version_each_time(self, tenant: str, register, create_job) -> None:
+    def test_a_full_session_bumps_the_version_each_time(
+        self, tenant: str, register: Register, create_job: CreateJob
+    ) -> None:
         token = register(tenant, 1)["dev-0000"]
         create_job(tenant, job_id="j")
         assert put("j", token, status="IN_PROGRESS", execution_number=1)[1]["execution_number"] == 2
@@ -206,7 +203,7 @@ class TestTransitions:
         assert final["status_details"] == {"pct": 50}  # kept when an update sends none
 
     def test_a_stale_execution_number_is_409_and_changes_nothing(
-        self, tenant: str, register, create_job, admin: Admin
+        self, tenant: str, register: Register, create_job: CreateJob, admin: Admin
     ) -> None:
         token = register(tenant, 1)["dev-0000"]
         create_job(tenant, job_id="j")
@@ -219,17 +216,21 @@ class TestTransitions:
         assert "stale" in body["message"]
         assert execution_row(admin, tenant, "j", "dev-0000") == before
 
-    def test_claiming_an_expired_or_canceled_job_is_400(self, tenant: str, register, create_job, admin: Admin) -> None:
+    def test_claiming_an_expired_or_canceled_job_is_400(
+        self, tenant: str, register: Register, create_job: CreateJob, admin: Admin
+    ) -> None:
         token = register(tenant, 1)["dev-0000"]
         create_job(tenant, job_id="expired")
-        admin.execute("UPDATE jobs SET expires_at = now() - interval '1 second' WHERE tenant_id = %s", [tenant])
+        expire_job(admin, tenant)
 
         status, body = put("expired", token, status="IN_PROGRESS")
 
         assert status == 400 and "cannot be claimed" in body["message"]
         assert execution_row(admin, tenant, "expired", "dev-0000")["status"] == "QUEUED"
 
-    def test_finishing_after_the_job_was_canceled_is_allowed(self, tenant: str, register, create_job) -> None:
+    def test_finishing_after_the_job_was_canceled_is_allowed(
+        self, tenant: str, register: Register, create_job: CreateJob
+    ) -> None:
         token = register(tenant, 1)["dev-0000"]
         create_job(tenant, job_id="j")
         assert put("j", token, status="IN_PROGRESS")[0] == 200
@@ -240,7 +241,7 @@ class TestTransitions:
         assert job["status"] == "CANCELED"  # never turned into COMPLETED
 
     def test_updating_someone_elses_execution_is_404(
-        self, tenant: str, other_tenant: str, register, create_job, admin: Admin
+        self, tenant: str, other_tenant: str, register: Register, create_job: CreateJob, admin: Admin
     ) -> None:
         mine = register(tenant, 2)
         theirs = register(other_tenant, 1)
@@ -268,7 +269,7 @@ class TestMalformedBodies:
         ],
     )
     def test_malformed_bodies_are_422_and_change_nothing(
-        self, body: bytes, tenant: str, register, create_job, admin: Admin
+        self, body: bytes, tenant: str, register: Register, create_job: CreateJob, admin: Admin
     ) -> None:
         token = register(tenant, 1)["dev-0000"]
         create_job(tenant, job_id="j")
@@ -282,7 +283,9 @@ class TestMalformedBodies:
         assert execution_row(admin, tenant, "j", "dev-0000") == before
 
 
-def test_job_completes_when_its_last_execution_finishes(tenant: str, register, create_job, admin: Admin) -> None:
+def test_job_completes_when_its_last_execution_finishes(
+    tenant: str, register: Register, create_job: CreateJob, admin: Admin
+) -> None:
     tokens = register(tenant, 3)
     create_job(tenant, job_id="j")
     outcomes = {"dev-0000": "SUCCEEDED", "dev-0001": "FAILED", "dev-0002": "REJECTED"}
@@ -296,8 +299,8 @@ def test_job_completes_when_its_last_execution_finishes(tenant: str, register, c
         assert job["status"] == ("COMPLETED" if n == len(outcomes) - 1 else "IN_PROGRESS")
 
 
-def test_log_lines_of_a_device_call_carry_its_tenant_and_device(tenant: str, register) -> None:
-    from jobs_core.api import logger
+def test_log_lines_of_a_device_call_carry_its_tenant_and_device(tenant: str, register: Register) -> None:
+    from jobs_core.observability import logger
 
     token = register(tenant, 1)["dev-0000"]
     assert invoke("GET", "/device/v1/jobs/pending", token=token)[0] == 200

@@ -8,6 +8,7 @@ from typing import Any
 
 from jobs_local import template
 from jobs_local.lambda_context import LocalContext
+from tests.factories import Register
 from tests.helpers import EVENTS
 
 
@@ -32,7 +33,7 @@ def test_every_function_has_an_event_file() -> None:
     assert handlers == {path.stem for path in EVENTS.glob("*.json")}
 
 
-def test_a_session_driven_by_the_event_files(tenant: str, register) -> None:
+def test_a_session_driven_by_the_event_files(tenant: str, register: Register) -> None:
     token = register(tenant, 1)["dev-0000"]
 
     created = run("OperatorCreateJobFunction", event("operator_create_job", tenant=tenant))

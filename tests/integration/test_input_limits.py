@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import tracemalloc
 
-import psycopg
 import pytest
-from psycopg.rows import DictRow
 
+from tests.factories import Admin, CreateJob, Register
 from tests.helpers import invoke, operator_claims
-
-Admin = psycopg.Connection[DictRow]
 
 
 def put_raw(token: str, raw: bytes) -> tuple[int, object]:
@@ -33,7 +30,7 @@ def put_raw(token: str, raw: bytes) -> tuple[int, object]:
     ids=["nul-value", "nul-key", "lone-surrogate", "40-deep", "20k-deep", "over-4KiB", "bad-utf8", "nul-status"],
 )
 def test_device_bodies_that_cannot_be_stored_are_422(
-    raw: bytes, tenant: str, register, create_job, admin: Admin
+    raw: bytes, tenant: str, register: Register, create_job: CreateJob, admin: Admin
 ) -> None:
     token = register(tenant, 1)["dev-0000"]
     create_job(tenant, job_id="j")
@@ -55,14 +52,14 @@ def test_device_bodies_that_cannot_be_stored_are_422(
     ],
     ids=["nul-type", "nul-device", "surrogate-param", "params-over-32KiB"],
 )
-def test_operator_bodies_that_cannot_be_stored_are_422(job: dict[str, object], tenant: str, register) -> None:
+def test_operator_bodies_that_cannot_be_stored_are_422(job: dict[str, object], tenant: str, register: Register) -> None:
     register(tenant, 1)
     raw = json.dumps(job).encode("utf-8", "surrogatepass")
     status, body = invoke("POST", "/customer/jobs", claims=operator_claims(tenant), raw_body=raw)
     assert status == 422, body
 
 
-def test_a_cursor_hiding_a_nul_is_400(tenant: str, register, create_job) -> None:
+def test_a_cursor_hiding_a_nul_is_400(tenant: str, register: Register, create_job: CreateJob) -> None:
     register(tenant, 1)
     create_job(tenant, job_id="j")
     status, _ = invoke("GET", "/customer/jobs/j", claims=operator_claims(tenant), query="cursor=AA")
@@ -74,7 +71,7 @@ def test_tokens_that_are_not_tokens_are_401(token: str) -> None:
     assert invoke("GET", "/device/v1/jobs/pending", token=token)[0] == 401
 
 
-def test_a_huge_nested_body_costs_bounded_memory(tenant: str, register, create_job) -> None:
+def test_a_huge_nested_body_costs_bounded_memory(tenant: str, register: Register, create_job: CreateJob) -> None:
     token = register(tenant, 1)["dev-0000"]
     create_job(tenant, job_id="j")
     raw = b'{"status": "IN_PROGRESS", "status_details": {"a": ' + b"[" * 2_000_000 + b"]" * 2_000_000 + b"}}"
@@ -87,7 +84,9 @@ def test_a_huge_nested_body_costs_bounded_memory(tenant: str, register, create_j
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data", "application/x-www-form-urlencoded"])
-def test_bodies_that_are_not_json_are_415(content_type: str, tenant: str, register, create_job) -> None:
+def test_bodies_that_are_not_json_are_415(
+    content_type: str, tenant: str, register: Register, create_job: CreateJob
+) -> None:
     token = register(tenant, 1)["dev-0000"]
     create_job(tenant, job_id="j")
     status, body = invoke(
@@ -108,7 +107,7 @@ def test_bodies_that_are_not_json_are_415(content_type: str, tenant: str, regist
     assert accepted[0] == 200
 
 
-def test_a_body_over_64_kib_is_413_before_parsing(tenant: str, register, create_job) -> None:
+def test_a_body_over_64_kib_is_413_before_parsing(tenant: str, register: Register, create_job: CreateJob) -> None:
     token = register(tenant, 1)["dev-0000"]
     create_job(tenant, job_id="j")
     huge = b'{"status": "IN_PROGRESS", "status_details": {"x": "' + b"y" * (70 * 1024) + b'"}}'

@@ -9,16 +9,13 @@ import threading
 from collections import Counter, defaultdict
 from typing import Any
 
-import psycopg
-from psycopg.rows import DictRow
-
 from jobs_core import executions, jobs
 from jobs_core.db import Database
 from jobs_core.errors import Conflict, InvalidRequest, NotFound
-from jobs_core.models import ExecutionUpdate, JobCreate
+from jobs_core.models import DeviceTarget, ExecutionUpdate, JobCreate
 from jobs_core.sweep import sweep
+from tests.factories import Admin, Register, expire_job
 
-Admin = psycopg.Connection[DictRow]
 SEED = int(os.environ.get("INVARIANTS_SEED", "20261123"))
 THREADS, WAVES, DEVICES, JOBS = 8, 100, 6, 5
 
@@ -57,7 +54,7 @@ def recount_matches(admin: Admin, tenant: str) -> bool:
 
 
 def test_invariants_hold_under_random_concurrent_operations(
-    database_url: str, tenant: str, register, admin: Admin
+    database_url: str, tenant: str, register: Register, admin: Admin
 ) -> None:
     rng = random.Random(SEED)
     tokens = register(tenant, DEVICES)
@@ -81,9 +78,9 @@ def test_invariants_hold_under_random_concurrent_operations(
         )[0]
         try:
             if op in ("claim", "progress", "succeed", "fail", "reject"):
-                status = {"claim": "IN_PROGRESS", "progress": "IN_PROGRESS", "succeed": "SUCCEEDED"}.get(
+                status: DeviceTarget = {"claim": "IN_PROGRESS", "progress": "IN_PROGRESS", "succeed": "SUCCEEDED"}.get(
                     op, "FAILED" if op == "fail" else "REJECTED"
-                )
+                )  # type: ignore[assignment]
                 details = {"by": "device", "n": op_rng.randrange(1000)} if op != "claim" else None
                 done = executions.update(
                     worker, tokens[device], job_id, ExecutionUpdate(status=status, status_details=details)
@@ -100,10 +97,7 @@ def test_invariants_hold_under_random_concurrent_operations(
                 jobs.cancel(worker, tenant, job_id, "driver cancel")
             elif op == "expire":
                 with worker.transaction(role="jobs_sweeper") as conn:
-                    conn.execute(
-                        "UPDATE jobs SET expires_at = now() - interval '1 second' WHERE tenant_id = %s AND job_id = %s",
-                        [tenant, job_id],
-                    )
+                    expire_job(conn, tenant, job_id)
             else:
                 sweep(worker, batch_size=7)
             outcome = "ok"

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import migrate_database
 import psycopg
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto import mock_aws
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from jobs_core.settings import settings
 from jobs_local.lambda_context import LocalContext
+from tests.factories import scratch_database
 from tests.helpers import EVENTS
 
 
@@ -45,11 +46,13 @@ def cloudformation() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 @pytest.fixture
 def owner_secret(server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
-    name = f"jobs_cfn_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(server_url, dbname=name)
+    with scratch_database(server_url, "jobs_cfn") as url:
+        yield from _with_secret(url, monkeypatch)
+
+
+def _with_secret(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
     params = conninfo_to_dict(url)
+    name = str(params["dbname"])
     for key, value in {
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
@@ -75,8 +78,9 @@ def owner_secret(server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[t
         settings.cache_clear()
         yield arn, url
     settings.cache_clear()
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+CONTEXT = cast(LambdaContext, LocalContext(function_name="MigrateDatabaseFunction"))  # the same attributes
 
 
 def event(kind: str, response_url: str) -> dict[str, Any]:
@@ -89,7 +93,7 @@ def test_migrates_on_create_and_update_and_keeps_the_data_on_delete(
 ) -> None:
     url, answers = cloudformation
     for kind in ("Create", "Update", "Delete"):
-        migrate_database.lambda_handler(event(kind, url), LocalContext(function_name="MigrateDatabaseFunction"))
+        migrate_database.lambda_handler(event(kind, url), CONTEXT)
     assert [(a["Status"], a["Data"]) for a in answers] == [
         ("SUCCESS", {"Applied": "0001_schema,0002_runtime_membership,0003_device_calls"}),
         ("SUCCESS", {"Applied": "none"}),
@@ -111,7 +115,7 @@ def test_a_failure_is_reported_to_cloudformation(
         SecretId=owner_secret[0], SecretString=json.dumps(secret | {"port": 1})
     )
     settings.cache_clear()
-    migrate_database.lambda_handler(event("Create", url), LocalContext(function_name="MigrateDatabaseFunction"))
+    migrate_database.lambda_handler(event("Create", url), CONTEXT)
     assert len(answers) == 1 and answers[0]["Status"] == "FAILED"
     assert answers[0]["Reason"].startswith("migration failed: OperationalError")
     assert "unused-with-trust-auth" not in answers[0]["Reason"]

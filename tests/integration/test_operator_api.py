@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg.rows import DictRow
 
 from jobs_core import devices
 from jobs_core.db import Database
+from tests.factories import Admin, CreateJob, Register
 from tests.helpers import invoke, operator_claims
-
-Admin = psycopg.Connection[DictRow]
 
 
 def as_operator(tenant: str, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
@@ -21,7 +18,7 @@ def as_operator(tenant: str, method: str, path: str, **kwargs: Any) -> tuple[int
 
 
 class TestCreate:
-    def test_for_one_device(self, tenant: str, register) -> None:
+    def test_for_one_device(self, tenant: str, register: Register) -> None:
         register(tenant, 3)
         status, body = as_operator(
             tenant,
@@ -33,7 +30,7 @@ class TestCreate:
         assert body["job_id"] == "reboot-1" and body["status"] == "IN_PROGRESS"
         assert body["execution_count"] == 1 and body["expires_at"].endswith("+00:00")
 
-    def test_for_a_group_is_a_snapshot(self, db: Database, tenant: str, register, admin: Admin) -> None:
+    def test_for_a_group_is_a_snapshot(self, db: Database, tenant: str, register: Register, admin: Admin) -> None:
         register(tenant, 5)
         devices.add_to_group(db, tenant, "lab", ["dev-0000", "dev-0002"])
         status, body = as_operator(
@@ -46,7 +43,7 @@ class TestCreate:
         ).fetchall()
         assert [row["device_id"] for row in targeted] == ["dev-0000", "dev-0002"]
 
-    def test_for_all_devices_of_the_tenant_only(self, tenant: str, other_tenant: str, register) -> None:
+    def test_for_all_devices_of_the_tenant_only(self, tenant: str, other_tenant: str, register: Register) -> None:
         register(tenant, 7)
         register(other_tenant, 4)
         status, body = as_operator(
@@ -59,7 +56,7 @@ class TestCreate:
         assert body["execution_count"] == 7 and body["expires_at"] is None
         assert len(body["job_id"]) == 36  # a uuid4 when absent
 
-    def test_a_duplicate_job_id_is_409(self, tenant: str, other_tenant: str, register) -> None:
+    def test_a_duplicate_job_id_is_409(self, tenant: str, other_tenant: str, register: Register) -> None:
         register(tenant, 1)
         register(other_tenant, 1)
         job = {"job_id": "same", "document_type": "ota", "target_all": True}
@@ -68,7 +65,7 @@ class TestCreate:
         assert (status, body) == (409, {"message": "job same already exists"})
         assert as_operator(other_tenant, "POST", "/customer/jobs", body=job)[0] == 201  # ids are per tenant
 
-    def test_unknown_or_foreign_device_is_404(self, tenant: str, other_tenant: str, register) -> None:
+    def test_unknown_or_foreign_device_is_404(self, tenant: str, other_tenant: str, register: Register) -> None:
         register(tenant, 1)
         register(other_tenant, 1, prefix="theirs")
         for device in ("nope", "theirs-0000"):
@@ -77,7 +74,9 @@ class TestCreate:
             )
             assert (status, body) == (404, {"message": f"device {device} not found"})
 
-    def test_empty_group_or_fleet_is_400_and_creates_nothing(self, tenant: str, admin: Admin, register) -> None:
+    def test_empty_group_or_fleet_is_400_and_creates_nothing(
+        self, tenant: str, admin: Admin, register: Register
+    ) -> None:
         status, body = as_operator(tenant, "POST", "/customer/jobs", body={"document_type": "x", "target_all": True})
         assert (status, body) == (400, {"message": "the tenant has no devices"})
         register(tenant, 1)
@@ -103,7 +102,9 @@ class TestCreate:
             {"document_type": "x", "target_all": True, "surprise": 1},
         ],
     )
-    def test_invalid_requests_are_422(self, tenant: str, register, body: dict[str, Any], admin: Admin) -> None:
+    def test_invalid_requests_are_422(
+        self, tenant: str, register: Register, body: dict[str, Any], admin: Admin
+    ) -> None:
         register(tenant, 1)
         status, answer = as_operator(tenant, "POST", "/customer/jobs", body=body)
         assert status == 422 and answer["message"] == "invalid request"
@@ -111,7 +112,9 @@ class TestCreate:
 
 
 class TestList:
-    def test_newest_first_with_counts_filter_and_paging(self, tenant: str, register, create_job) -> None:
+    def test_newest_first_with_counts_filter_and_paging(
+        self, tenant: str, register: Register, create_job: CreateJob
+    ) -> None:
         tokens = register(tenant, 3)
         for i in range(4):
             create_job(tenant, job_id=f"job-{i}")
@@ -142,7 +145,7 @@ class TestList:
 
 
 class TestDetail:
-    def test_pages_executions_with_a_cursor(self, tenant: str, register, create_job) -> None:
+    def test_pages_executions_with_a_cursor(self, tenant: str, register: Register, create_job: CreateJob) -> None:
         register(tenant, 5)
         create_job(tenant, job_id="j")
         seen: list[str] = []
@@ -170,12 +173,14 @@ class TestDetail:
         assert body["total_executions"] == 5 and body["tenant_id"] == tenant
 
     @pytest.mark.parametrize("query", ["executions_limit=0", "executions_limit=1001", "cursor=%%%"])
-    def test_bad_paging_is_4xx(self, tenant: str, register, create_job, query: str) -> None:
+    def test_bad_paging_is_4xx(self, tenant: str, register: Register, create_job: CreateJob, query: str) -> None:
         register(tenant, 1)
         create_job(tenant, job_id="j")
         assert as_operator(tenant, "GET", "/customer/jobs/j", query=query)[0] in (400, 422)
 
-    def test_unknown_or_foreign_job_is_404(self, tenant: str, other_tenant: str, register, create_job) -> None:
+    def test_unknown_or_foreign_job_is_404(
+        self, tenant: str, other_tenant: str, register: Register, create_job: CreateJob
+    ) -> None:
         register(other_tenant, 1)
         create_job(other_tenant, job_id="theirs")
         assert as_operator(tenant, "GET", "/customer/jobs/theirs") == (404, {"message": "job theirs not found"})
@@ -184,7 +189,7 @@ class TestDetail:
 
 class TestCancel:
     def test_rejects_queued_with_the_reason_and_leaves_running_ones(
-        self, tenant: str, register, create_job, admin: Admin
+        self, tenant: str, register: Register, create_job: CreateJob, admin: Admin
     ) -> None:
         tokens = register(tenant, 3)
         create_job(tenant, job_id="j")
@@ -203,7 +208,9 @@ class TestCancel:
             {"device_id": "dev-0002", "status": "REJECTED", "status_details": {"reason": "bad build"}},
         ]
 
-    def test_default_reason_and_only_once(self, tenant: str, register, create_job, admin: Admin) -> None:
+    def test_default_reason_and_only_once(
+        self, tenant: str, register: Register, create_job: CreateJob, admin: Admin
+    ) -> None:
         register(tenant, 1)
         create_job(tenant, job_id="j")
         assert as_operator(tenant, "DELETE", "/customer/jobs/j")[0] == 200
@@ -212,7 +219,7 @@ class TestCancel:
         status, body = as_operator(tenant, "DELETE", "/customer/jobs/j")
         assert status == 400 and "CANCELED" in body["message"]
 
-    def test_a_completed_job_cannot_be_canceled(self, tenant: str, register, create_job) -> None:
+    def test_a_completed_job_cannot_be_canceled(self, tenant: str, register: Register, create_job: CreateJob) -> None:
         token = register(tenant, 1)["dev-0000"]
         create_job(tenant, job_id="j")
         invoke("PUT", "/device/v1/jobs/j/execution", token=token, body={"status": "REJECTED"})
@@ -220,7 +227,7 @@ class TestCancel:
         assert status == 400 and "COMPLETED" in body["message"]
 
     def test_another_tenants_job_is_404_and_untouched(
-        self, tenant: str, other_tenant: str, register, create_job, admin: Admin
+        self, tenant: str, other_tenant: str, register: Register, create_job: CreateJob, admin: Admin
     ) -> None:
         register(other_tenant, 1)
         create_job(other_tenant, job_id="theirs")
@@ -228,7 +235,7 @@ class TestCancel:
         job = admin.execute("SELECT status FROM jobs WHERE tenant_id = %s", [other_tenant]).fetchone()
         assert job == {"status": "IN_PROGRESS"}
 
-    def test_a_bad_body_is_422(self, tenant: str, register, create_job) -> None:
+    def test_a_bad_body_is_422(self, tenant: str, register: Register, create_job: CreateJob) -> None:
         register(tenant, 1)
         create_job(tenant, job_id="j")
         assert as_operator(tenant, "DELETE", "/customer/jobs/j", body={"reason": "x" * 2000})[0] == 422
@@ -251,7 +258,9 @@ class TestOperatorAuth:
         assert (status, answer) == (403, {"message": "the token carries no tenant_id claim"})
 
 
-def test_a_page_of_executions_stays_under_a_mebibyte(tenant: str, register, create_job, admin: Admin) -> None:
+def test_a_page_of_executions_stays_under_a_mebibyte(
+    tenant: str, register: Register, create_job: CreateJob, admin: Admin
+) -> None:
     register(tenant, 300)
     create_job(tenant, job_id="j")
     admin.execute(

@@ -18,12 +18,12 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-import jobs_core.db
 from jobs_core import devices, jobs
 from jobs_core.db import Database
 from jobs_core.migrate import migrate
 from jobs_core.models import JobCreate
 from jobs_core.settings import settings
+from tests.factories import container_database
 from tests.helpers import invoke
 
 with warnings.catch_warnings():
@@ -48,7 +48,6 @@ def test_the_database_goes_away_and_comes_back(throwaway: Any, monkeypatch: pyte
     job_ids = [f"job-{i:04d}" for i in range(400)]
     for job_id in job_ids:
         jobs.create(db, "acme", "ops", JobCreate(job_id=job_id, document_type="x", target_device_id="d1"))
-    monkeypatch.setattr(jobs_core.db, "_database", db)  # the handlers' container connection
     monkeypatch.setenv("DATABASE_URL", url)
     settings.cache_clear()
 
@@ -75,17 +74,18 @@ def test_the_database_goes_away_and_comes_back(throwaway: Any, monkeypatch: pyte
                     accepted[job_id] = max(accepted.get(job_id, 0), answer["execution_number"])
             i += 1
 
-    load = threading.Thread(target=device_loop)
-    load.start()
-    time.sleep(0.5)
-    down_at = time.monotonic()
-    throwaway.stop()
-    time.sleep(1.5)
-    throwaway.start()
-    back_at = time.monotonic()
-    time.sleep(1.5)
-    stop.set()
-    load.join()
+    with container_database(db):  # the handlers' container connection
+        load = threading.Thread(target=device_loop)
+        load.start()
+        time.sleep(0.5)
+        down_at = time.monotonic()
+        throwaway.stop()
+        time.sleep(1.5)
+        throwaway.start()
+        back_at = time.monotonic()
+        time.sleep(1.5)
+        stop.set()
+        load.join()
 
     statuses = Counter(status for _, _, status, _ in answers)
     assert set(statuses) <= {200, 400, 503}, statuses  # 400: a finish whose claim was refused with 503

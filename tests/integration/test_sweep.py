@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import psycopg
-from psycopg.rows import DictRow
-
 from jobs_core import executions, jobs
 from jobs_core.db import Database
 from jobs_core.models import ExecutionUpdate
 from jobs_core.sweep import sweep
-
-Admin = psycopg.Connection[DictRow]
-
-
-def expire(admin: Admin, tenant: str, job_id: str) -> None:
-    admin.execute(
-        "UPDATE jobs SET expires_at = now() - interval '1 second' WHERE tenant_id = %s AND job_id = %s",
-        [tenant, job_id],
-    )
+from tests.factories import Admin, CreateJob, Register, expire_job, job_status
 
 
 def statuses(admin: Admin, tenant: str, job_id: str) -> dict[str, str]:
@@ -27,14 +16,8 @@ def statuses(admin: Admin, tenant: str, job_id: str) -> dict[str, str]:
     return {row["device_id"]: row["status"] for row in rows}
 
 
-def job_status(admin: Admin, tenant: str, job_id: str) -> str:
-    row = admin.execute("SELECT status FROM jobs WHERE tenant_id = %s AND job_id = %s", [tenant, job_id]).fetchone()
-    assert row is not None
-    return str(row["status"])
-
-
 def test_times_out_active_executions_of_expired_jobs_only(
-    db: Database, tenant: str, register, create_job, admin: Admin
+    db: Database, tenant: str, register: Register, create_job: CreateJob, admin: Admin
 ) -> None:
     tokens = register(tenant, 4)
     create_job(tenant, job_id="old")
@@ -42,7 +25,7 @@ def test_times_out_active_executions_of_expired_jobs_only(
     executions.update(db, tokens["dev-0000"], "old", ExecutionUpdate(status="IN_PROGRESS"))
     executions.update(db, tokens["dev-0001"], "old", ExecutionUpdate(status="IN_PROGRESS"))
     executions.update(db, tokens["dev-0001"], "old", ExecutionUpdate(status="SUCCEEDED"))
-    expire(admin, tenant, "old")
+    expire_job(admin, tenant, "old")
 
     result = sweep(db)
 
@@ -58,10 +41,10 @@ def test_times_out_active_executions_of_expired_jobs_only(
     assert job_status(admin, tenant, "new") == "IN_PROGRESS"
 
 
-def test_is_idempotent(db: Database, tenant: str, register, create_job, admin: Admin) -> None:
+def test_is_idempotent(db: Database, tenant: str, register: Register, create_job: CreateJob, admin: Admin) -> None:
     register(tenant, 3)
     create_job(tenant, job_id="j")
-    expire(admin, tenant, "j")
+    expire_job(admin, tenant, "j")
     sweep(db)
     before = admin.execute("SELECT * FROM job_executions WHERE tenant_id = %s ORDER BY device_id", [tenant]).fetchall()
 
@@ -72,10 +55,12 @@ def test_is_idempotent(db: Database, tenant: str, register, create_job, admin: A
     assert (again.completed, job_status(admin, tenant, "j")) == (0, "COMPLETED")
 
 
-def test_works_in_bounded_batches(db: Database, tenant: str, register, create_job, admin: Admin) -> None:
+def test_works_in_bounded_batches(
+    db: Database, tenant: str, register: Register, create_job: CreateJob, admin: Admin
+) -> None:
     register(tenant, 25)
     create_job(tenant, job_id="j")
-    expire(admin, tenant, "j")
+    expire_job(admin, tenant, "j")
 
     first = sweep(db, batch_size=10, max_batches=2)
 
@@ -86,12 +71,14 @@ def test_works_in_bounded_batches(db: Database, tenant: str, register, create_jo
     assert job_status(admin, tenant, "j") == "COMPLETED"
 
 
-def test_never_completes_a_canceled_job(db: Database, tenant: str, register, create_job, admin: Admin) -> None:
+def test_never_completes_a_canceled_job(
+    db: Database, tenant: str, register: Register, create_job: CreateJob, admin: Admin
+) -> None:
     tokens = register(tenant, 2)
     create_job(tenant, job_id="j")
     executions.update(db, tokens["dev-0000"], "j", ExecutionUpdate(status="IN_PROGRESS"))
     jobs.cancel(db, tenant, "j", None)
-    expire(admin, tenant, "j")
+    expire_job(admin, tenant, "j")
 
     sweep(db)
 
@@ -99,11 +86,13 @@ def test_never_completes_a_canceled_job(db: Database, tenant: str, register, cre
     assert job_status(admin, tenant, "j") == "CANCELED"
 
 
-def test_a_timed_out_execution_cannot_be_finished(db: Database, tenant: str, register, create_job, admin: Admin):
+def test_a_timed_out_execution_cannot_be_finished(
+    db: Database, tenant: str, register: Register, create_job: CreateJob, admin: Admin
+) -> None:
     token = register(tenant, 1)["dev-0000"]
     create_job(tenant, job_id="j")
     executions.update(db, token, "j", ExecutionUpdate(status="IN_PROGRESS"))
-    expire(admin, tenant, "j")
+    expire_job(admin, tenant, "j")
     sweep(db)
 
     from jobs_core.errors import InvalidRequest

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobs_local import openapi, template
+from jobs_local.devdb import ROOT
 
 
 def resources(kind: str) -> dict[str, dict[str, Any]]:
@@ -62,5 +63,5 @@ def test_every_function_may_read_its_database_secret_and_nothing_runs_migrations
         assert any("AWSSecretsManagerGetSecretValuePolicy" in policy for policy in policies), name
     routed = {route.module for route in template.routes()}
     for module_name in routed:
-        source = (template.ROOT / "functions" / module_name / f"{module_name}.py").read_text()
+        source = (ROOT / "functions" / module_name / f"{module_name}.py").read_text()
         assert "migrate" not in source, module_name
