@@ -103,16 +103,15 @@ BEGIN
           AND e.job_id = p_job_id
           AND j.job_id = p_job_id
     ), locked AS (
+        -- the job as `found` read it: a waiting lock re-reads the execution, not the job
         SELECT e.status AS previous
-        FROM job_executions e
-        JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.job_id
+        FROM job_executions e, found f
         WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
           AND e.device_id = current_setting('jobs.device_id', true)
           AND e.job_id = p_job_id
-          AND j.job_id = p_job_id
           AND e.status = ANY(p_sources)
           AND (p_expected IS NULL OR e.execution_number = p_expected)
-          AND (e.status <> ALL(p_claim_sources) OR job_claimable(j.status, j.expires_at))
+          AND (e.status <> ALL(p_claim_sources) OR f.claimable)
         FOR UPDATE OF e
     ), updated AS (
         UPDATE job_executions e
