@@ -45,7 +45,7 @@ def mint(tenant_id: str | None, sub: str = "local-operator", *, tenant_claim: st
 
 
 def verify(token: str) -> dict[str, str]:
-    """The claims as API Gateway hands them to the function (string values), or jwt.InvalidTokenError."""
+    """The claims as API Gateway hands them to the function, or jwt.InvalidTokenError."""
     claims = jwt.decode(
         token,
         _private_key().public_key(),
@@ -54,4 +54,20 @@ def verify(token: str) -> dict[str, str]:
         issuer=ISSUER,
         options={"require": ["exp", "iss", "aud", "sub"]},
     )
-    return {name: value if isinstance(value, str) else str(value) for name, value in claims.items()}
+    return as_api_gateway_claims(claims)
+
+
+def as_api_gateway_claims(claims: dict[str, Any]) -> dict[str, str]:
+    """An HTTP API's JWT authorizer passes every claim as a string: numbers in digits, booleans as
+    true/false, arrays as [a b], objects as map[k:v] (Go's formatting); a null claim is left out."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, list):
+            return "[" + " ".join(text(item) for item in value) + "]"
+        if isinstance(value, dict):
+            return "map[" + " ".join(f"{key}:{text(item)}" for key, item in value.items()) + "]"
+        return value if isinstance(value, str) else str(value)
+
+    return {name: text(value) for name, value in claims.items() if value is not None}

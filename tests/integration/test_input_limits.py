@@ -7,6 +7,7 @@ import tracemalloc
 
 import pytest
 
+from jobs_core.api import MAX_BODY_BYTES
 from tests.factories import Admin, CreateJob, Register
 from tests.helpers import invoke, operator_claims
 
@@ -107,9 +108,9 @@ def test_bodies_that_are_not_json_are_415(
     assert accepted[0] == 200
 
 
-def test_a_body_over_64_kib_is_413_before_parsing(tenant: str, register: Register, create_job: CreateJob) -> None:
+def test_a_body_over_the_limit_is_413_before_parsing(tenant: str, register: Register, create_job: CreateJob) -> None:
     token = register(tenant, 1)["dev-0000"]
     create_job(tenant, job_id="j")
-    huge = b'{"status": "IN_PROGRESS", "status_details": {"x": "' + b"y" * (70 * 1024) + b'"}}'
+    huge = b'{"status": "IN_PROGRESS", "status_details": {"x": "' + b"y" * MAX_BODY_BYTES + b'"}}'
     status, body = invoke("PUT", "/device/v1/jobs/j/execution", token=token, raw_body=huge)
-    assert (status, body) == (413, {"message": "a body is at most 65536 bytes"})
+    assert (status, body) == (413, {"message": f"a body is at most {MAX_BODY_BYTES} bytes"})

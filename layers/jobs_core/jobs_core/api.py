@@ -9,12 +9,17 @@ Nothing below the handlers imports this module.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any, NamedTuple
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -27,7 +32,7 @@ from jobs_core.errors import (
     NotFound,
     Unauthorized,
 )
-from jobs_core.models import ErrorBody
+from jobs_core.models import MAX_DOCUMENT_PARAMS_BYTES, TENANT_PATTERN, ErrorBody
 from jobs_core.observability import logger, metrics, traced
 from jobs_core.settings import settings
 
@@ -51,7 +56,7 @@ ERRORS: dict[HTTPStatus, str] = {
     HTTPStatus.FORBIDDEN: "verified credentials without a tenant",
     HTTPStatus.NOT_FOUND: "absent, or not the caller's",
     HTTPStatus.CONFLICT: "a stale execution_number, or a job_id already taken",
-    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "a body over 64 KiB",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "a body over 256 KiB",
     HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "a body that is not application/json",
     HTTPStatus.UNPROCESSABLE_ENTITY: "a malformed request",
     HTTPStatus.SERVICE_UNAVAILABLE: "the database is unreachable; nothing was changed",
@@ -67,8 +72,10 @@ def _error(status: HTTPStatus, message: str, **extra: Any) -> Response[dict[str,
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"message": message, **extra})
 
 
-# The largest valid body: 32 KiB of document_params plus the rest, with room to spare.
-MAX_BODY_BYTES = 64 * 1024
+# The largest valid body, with the worst escaping of a valid one: the document limit counts the
+# document's UTF-8 bytes, and JSON may spell each of them in up to 6 (a control character as
+# \u0001), so 6 x 32 KiB, plus the rest of the body.
+MAX_BODY_BYTES = 6 * MAX_DOCUMENT_PARAMS_BYTES + 64 * 1024
 
 
 def _is_json(content_type: str) -> bool:
@@ -76,20 +83,59 @@ def _is_json(content_type: str) -> bool:
     return mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
 
 
+def strict_json(text: str) -> Any:
+    """JSON as RFC 8259 and PostgreSQL's jsonb have it: no NaN or Infinity, no number that
+    overflows a double, no integer past Python's digit limit. Anything else is a JSONDecodeError,
+    which the validation turns into 422."""
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        if not math.isfinite(value):
+            raise ValueError("a number out of range")
+        return value
+
+    try:
+        return json.loads(text, parse_constant=constant, parse_float=number)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as exc:  # the digit limit, a constant, an overflow, depth
+        raise json.JSONDecodeError(str(exc)[:100], "", 0) from None
+
+
 class JsonResolver(APIGatewayHttpResolver):
-    """Bodies are JSON or nothing, and small: another content type is 415 and a body over
+    """Bodies are JSON or nothing, and bounded: another content type is 415 and a body over
     MAX_BODY_BYTES is 413, before anyone parses them (Powertools would otherwise try form and
-    multipart parsing on our behalf, and parse a 6 MB body before any limit applies)."""
+    multipart parsing on our behalf, and parse a 6 MB body before any limit applies). A JSON
+    media type in any spelling (APPLICATION/JSON, application/vnd.api+json) is application/json
+    from here on, and a request without a body has no content type to trip over."""
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         body = event.get("body") or ""
-        content_type = (event.get("headers") or {}).get("content-type", "")
-        if len(body) > MAX_BODY_BYTES:
+        headers = dict(event.get("headers") or {})
+        content_type = headers.pop("content-type", "")
+        if len(body.encode(errors="surrogatepass")) > MAX_BODY_BYTES:
             return _refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"a body is at most {MAX_BODY_BYTES} bytes")
         if body and content_type and not _is_json(content_type):
             return _refusal(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
-        resolved: dict[str, Any] = super().resolve(event, context)
+        if body:
+            headers["content-type"] = content_types.APPLICATION_JSON
+        resolved: dict[str, Any] = super().resolve({**event, "headers": headers}, context)
         return resolved
+
+
+MAX_DETAILS = 10
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
+
+
+def _excerpt(value: Any, limit: int = 64) -> str | int:
+    """A short, printable excerpt of a name or message a client sent (a list index stays a number)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = _UNSAFE.sub("?", str(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _refusal(status: HTTPStatus, message: str) -> dict[str, Any]:
@@ -104,7 +150,9 @@ def _refusal(status: HTTPStatus, message: str) -> dict[str, Any]:
 
 def resolver() -> APIGatewayHttpResolver:
     """A resolver for one function, with validation and every error mapped."""
-    app = JsonResolver(enable_validation=True, response_validation_error_http_code=500)
+    app = JsonResolver(
+        enable_validation=True, response_validation_error_http_code=500, json_body_deserializer=strict_json
+    )
 
     @app.exception_handler(JobsError)
     def domain_error(exc: JobsError) -> Response[dict[str, Any]]:
@@ -112,12 +160,20 @@ def resolver() -> APIGatewayHttpResolver:
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
-        # Only where and what: never echo the input back.
+        # Only where and what, in short: never the input, nor more than an excerpt of a name.
         details = [
-            {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
-            for err in exc.errors()
+            {
+                "loc": [_excerpt(part) for part in err.get("loc", ())],
+                "msg": _excerpt(err.get("msg", ""), 200),
+                "type": _excerpt(err.get("type", "")),
+            }
+            for err in exc.errors()[:MAX_DETAILS]
         ]
         return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid request", details=details)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unsupported_content(exc: RequestUnsupportedContentType) -> Response[dict[str, Any]]:
+        return _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
 
     @app.exception_handler(UnicodeDecodeError)
     def undecodable_body(exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
@@ -176,15 +232,35 @@ def provision_token(app: APIGatewayHttpResolver) -> str | None:
     return headers.get("x-provision-token")
 
 
+TENANT = re.compile(TENANT_PATTERN)
+MAX_SUB_LENGTH = 256
+
+
 def operator(app: APIGatewayHttpResolver) -> Operator:
-    """The tenant and user of the claims the JWT authorizer verified. None: 401; no tenant: 403.
+    """The tenant and user of the claims the JWT authorizer verified. None: 401. No tenant claim,
+    or one that is not a tenant id (models.TENANT_PATTERN), or a sub that is not printable text: 403.
     (`sam local start-api` runs no JWT authorizer, so there every operator call is refused.)"""
     context = app.current_event.raw_event.get("requestContext") or {}
     claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims")
-    if not claims:
+    if not claims or not isinstance(claims, dict):
         raise Unauthorized("missing or unverified credentials")
-    tenant_id = claims.get(settings().tenant_claim)
+    name = settings().tenant_claim
+    tenant_id, sub = claims.get(name), claims.get("sub")
     if not tenant_id:
-        raise Forbidden(f"the token carries no {settings().tenant_claim} claim")
-    logger.append_keys(tenant_id=str(tenant_id))  # cleared at the next invocation (clear_state)
-    return Operator(str(tenant_id), claims.get("sub"))
+        raise Forbidden(f"the token carries no {name} claim")
+    if not isinstance(tenant_id, str) or not TENANT.fullmatch(tenant_id):
+        raise Forbidden(f"the token's {name} claim is not a tenant id")
+    if sub is not None and not _printable(sub):
+        raise Forbidden("the token's sub claim is not printable text")
+    logger.append_keys(tenant_id=tenant_id)  # cleared at the next invocation (clear_state)
+    return Operator(tenant_id, sub)
+
+
+def _printable(value: Any) -> bool:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_SUB_LENGTH or not value.isprintable():
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True

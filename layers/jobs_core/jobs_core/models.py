@@ -11,6 +11,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializ
 from jobs_core.statemachine import ExecutionStatus, JobStatus
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# Device and group ids follow AWS IoT's rule for thing and thing group names.
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9:_-]{1,128}$"
+# A tenant id: 1-128 of these, starting with a letter or a digit.
+TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 MAX_STATUS_DETAILS_BYTES = 4 * 1024
 MAX_DOCUMENT_PARAMS_BYTES = 32 * 1024
 
@@ -70,6 +74,13 @@ class Model(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
 
+class Request(Model):
+    """A request body: the wire types of openapi.json, strictly (a string is not an integer and 1
+    is not a boolean), and no field the schema does not name."""
+
+    model_config = ConfigDict(defer_build=True, strict=True, extra="forbid")
+
+
 class Document(Model):
     type: str
     params: dict[str, Any]
@@ -100,10 +111,8 @@ class Execution(Model):
     expires_at: Timestamp | None
 
 
-class ExecutionUpdate(Model):
+class ExecutionUpdate(Request):
     """PUT /device/v1/jobs/{job_id}/execution: claim, progress, or finish."""
-
-    model_config = ConfigDict(extra="forbid")
 
     status: DeviceTarget
     status_details: StatusDetails | None = None
@@ -127,16 +136,14 @@ class ErrorBody(Model):
 # Operator API
 
 
-class JobCreate(Model):
+class JobCreate(Request):
     """POST /customer/jobs. Exactly one target: a device, a group, or every device of the tenant."""
-
-    model_config = ConfigDict(extra="forbid")
 
     job_id: str | None = Field(default=None, pattern=JOB_ID_PATTERN, description="a uuid4 when absent")
     document_type: Text = Field(min_length=1, max_length=100)
     document_params: DocumentParams = Field(default_factory=dict)
-    target_device_id: Text | None = Field(default=None, min_length=1, max_length=128)
-    target_group_id: Text | None = Field(default=None, min_length=1, max_length=128)
+    target_device_id: str | None = Field(default=None, pattern=DEVICE_ID_PATTERN)
+    target_group_id: str | None = Field(default=None, pattern=DEVICE_ID_PATTERN)
     target_all: bool = False
     expires_in_hours: int | None = Field(default=24, ge=1, le=720, description="null: never expires")
 
@@ -189,9 +196,7 @@ class JobDetail(JobSummary):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
-class JobCancel(Model):
-    model_config = ConfigDict(extra="forbid")
-
+class JobCancel(Request):
     reason: Text | None = Field(default=None, max_length=1024)
 
 
