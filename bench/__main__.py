@@ -16,8 +16,10 @@ from bench import dataset
 from bench.container import close_container_database
 from bench.figures import (
     cold_start,
+    deep_pages,
     fan_out,
     hot_row,
+    idle_sweep,
     job_size,
     latency,
     listing,
@@ -31,7 +33,20 @@ from jobs_local import devdb
 
 # In this order: the fan-out leaves the jobs the sweep times out; the hot row finishes on a
 # vacuumed table (listing vacuums after its millions of new rows).
-FIGURES = [round_trips, latency, job_size, seed, fan_out, sweep, listing, hot_row, throughput, cold_start]
+FIGURES = [
+    round_trips,
+    latency,
+    job_size,
+    seed,
+    fan_out,
+    sweep,
+    idle_sweep,
+    listing,
+    hot_row,
+    throughput,
+    cold_start,
+    deep_pages,
+]
 
 
 def figures(server_url: str, devices: int, quick: bool) -> list[Figure]:

@@ -20,10 +20,13 @@ from jobs_core.sweep import sweep
 def run(data: Dataset) -> list[Figure]:
     admin = data.admin
 
-    def expire(job_id: str) -> None:
+    def expire(job_id: str) -> None:  # the job, and its executions' deadline as the fan-out copies it
         admin.execute(
-            "UPDATE jobs SET expires_at = now() - interval '1 second' WHERE tenant_id = %s AND job_id = %s",
-            [BIG, job_id],
+            "WITH expired AS (UPDATE jobs SET expires_at = now() - interval '1 second'"
+            "  WHERE tenant_id = %(t)s AND job_id = %(j)s RETURNING expires_at)"
+            " UPDATE job_executions SET sweep_at = (SELECT expires_at FROM expired)"
+            " WHERE tenant_id = %(t)s AND job_id = %(j)s",
+            {"t": BIG, "j": job_id},
         )
 
     def raw_update(job_id: str) -> float:

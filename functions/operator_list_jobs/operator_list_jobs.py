@@ -2,6 +2,7 @@
 
 from typing import Annotated
 
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from jobs_core import jobs
@@ -16,16 +17,30 @@ app = resolver()
 @app.get(
     "/customer/jobs",
     summary="List jobs",
+    description=(
+        "Newest first. A page holds up to `limit` jobs and stops short of about 1 MiB; the "
+        "X-Next-Cursor header, passed back as `cursor`, gives the next page at any depth "
+        "(`offset` skips from where the cursor, or the newest job, is)."
+    ),
     security=OPERATOR_SECURITY,
-    responses={200: {"description": "one page of jobs, newest first"}, **ERROR_RESPONSES},
+    responses={
+        200: {
+            "description": "one page of jobs, newest first",
+            "headers": {"X-Next-Cursor": {"description": "the next page's cursor; absent on the last page"}},
+        },
+        **ERROR_RESPONSES,
+    },
     tags=["operator"],
 )
 def list_jobs(
     status: Annotated[JobStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> list[JobSummary]:
-    return jobs.list_jobs(database(), operator(app).tenant_id, status, limit, offset)
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response[list[JobSummary]]:
+    page = jobs.list_jobs(database(), operator(app).tenant_id, status, limit, offset, cursor)
+    headers = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else None
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=page.jobs, headers=headers)
 
 
 lambda_handler = handler_for(app)

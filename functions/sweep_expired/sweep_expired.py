@@ -19,6 +19,7 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="SweepDuration", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
     metrics.add_metric(name="ExecutionsTimedOut", unit=MetricUnit.Count, value=result.timed_out)
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=result.completed)
+    metrics.add_metric(name="SweepRowsFailed", unit=MetricUnit.Count, value=result.failed)
     logger.info("sweep done", extra=result.model_dump())
     return result.model_dump()
 

@@ -126,7 +126,10 @@ def test_migrations_are_idempotent_and_safe_when_two_run_at_once(server_url: str
             thread.start()
         for thread in threads:
             thread.join()
-        assert sorted(map(str, results)) == ["['0001_schema', '0002_runtime_membership', '0003_device_calls']", "[]"]
+        assert sorted(map(str, results)) == [
+            "['0001_schema', '0002_runtime_membership', '0003_device_calls', '0004_hardening']",
+            "[]",
+        ]
         assert migrate(url) == []
 
 

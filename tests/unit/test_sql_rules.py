@@ -67,7 +67,7 @@ def test_every_status_change_the_sql_makes_is_in_the_tables() -> None:
     found = [(where, *change) for where, text in layer_sql() for change in transitions(text)]
     # what the layer has today: the sweep's time-out, the cancel's two, the completion (and 0003's)
     assert {(where, target) for where, _, _, target in found} >= {
-        ("sweep.TIME_OUT_BATCH", "TIMED_OUT"),
+        ("sweep.TIME_OUT", "TIMED_OUT"),
         ("jobs.REJECT_QUEUED", "REJECTED"),
         ("jobs.CANCEL", "CANCELED"),
         ("jobs.sql", "COMPLETED"),

@@ -9,8 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
-from typing import Any
+from datetime import datetime
+from functools import cache
+from typing import Any, NamedTuple
 
 import psycopg
 from aws_lambda_powertools.metrics import MetricUnit
@@ -20,6 +23,7 @@ from psycopg.types.json import Jsonb
 from jobs_core.db import Database, scope_to_tenant, sql_list
 from jobs_core.errors import Conflict, InvalidRequest, NotFound
 from jobs_core.models import (
+    JOB_ID_PATTERN,
     ExecutionSummary,
     JobCanceled,
     JobCreate,
@@ -62,8 +66,8 @@ job AS (
     WHERE EXISTS (SELECT 1 FROM targets)
     RETURNING tenant_id, job_id, status, expires_at
 ), executions AS (
-    INSERT INTO job_executions (tenant_id, job_id, device_id)
-    SELECT job.tenant_id, job.job_id, targets.device_id FROM job, targets
+    INSERT INTO job_executions (tenant_id, job_id, device_id, sweep_at)
+    SELECT job.tenant_id, job.job_id, targets.device_id, job.expires_at FROM job, targets
     RETURNING 1
 )
 SELECT job.job_id, job.status, job.expires_at, (SELECT count(*) FROM executions) AS execution_count
@@ -88,15 +92,33 @@ LEFT JOIN LATERAL (
 ) n ON true
 """
 
-LIST = f"""
-SELECT {SUMMARY_COLUMNS}
-FROM jobs j
-{COUNTS}
-WHERE j.tenant_id = current_setting('jobs.tenant_id', true)
-  AND (%(status)s::text IS NULL OR j.status = %(status)s::text)
+# A page of jobs, newest first, by the index that has that order (jobs_newest_first, or with a
+# status filter jobs_by_status_newest_first); counts are read for the page's jobs only.
+LIST = """
+SELECT {summary}
+FROM (
+    -- the page's keys only: an index-only scan, however many rows the offset skips
+    SELECT j.tenant_id, j.job_id, j.created_at FROM jobs j
+    WHERE j.tenant_id = current_setting('jobs.tenant_id', true) {filters}
+    ORDER BY j.created_at DESC, j.job_id DESC
+    LIMIT %(limit)s OFFSET %(offset)s
+) page
+JOIN jobs j ON j.tenant_id = page.tenant_id AND j.job_id = page.job_id
+{counts}
 ORDER BY j.created_at DESC, j.job_id DESC
-LIMIT %(limit)s OFFSET %(offset)s
 """
+STATUS_FILTER = "AND j.status = %(status)s"
+AFTER_FILTER = "AND (j.created_at, j.job_id) < (%(after_created_at)s, %(after_job_id)s)"
+
+
+@cache
+def _list_query(by_status: bool, after: bool) -> sql.Composed:
+    """One statement per combination of filters: each has a plan that uses its index."""
+    filters = [STATUS_FILTER] * by_status + [AFTER_FILTER] * after
+    return sql.SQL(LIST).format(
+        summary=sql.SQL(SUMMARY_COLUMNS), filters=sql.SQL(" ".join(filters)), counts=sql.SQL(COUNTS)
+    )
+
 
 DETAIL = f"""
 SELECT {SUMMARY_COLUMNS}, j.tenant_id, j.updated_at,
@@ -172,15 +194,58 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
     raise InvalidRequest("the tenant has no devices")
 
 
-def list_jobs(db: Database, tenant_id: str, status: JobStatus | None, limit: int, offset: int) -> list[JobSummary]:
+class JobsPage(NamedTuple):
+    jobs: list[JobSummary]
+    next_cursor: str | None  # where the next page starts; None when this one is the last
+
+
+def list_jobs(
+    db: Database, tenant_id: str, status: JobStatus | None, limit: int, offset: int, cursor: str | None = None
+) -> JobsPage:
+    """Up to `limit` jobs, newest first, after `cursor` (or from the newest) and `offset` more. A
+    page also stops short of about MAX_PAGE_BYTES (each job may carry 32 KiB of document), so the
+    response stays far under Lambda's 6 MB whatever the documents."""
+    after = _decode_list_cursor(cursor)
+    after_created_at, after_job_id = after if after is not None else (None, None)
+    params = {
+        "status": status,
+        "limit": limit,
+        "offset": offset,
+        "after_created_at": after_created_at,
+        "after_job_id": after_job_id,
+    }
     with db.transaction() as conn:
         scope_to_tenant(conn, tenant_id)
-        result = conn.execute(LIST, {"status": status, "limit": limit, "offset": offset})
-    return [JobSummary(**row) for row in result.fetchall()]
+        result = conn.execute(_list_query(status is not None, after is not None), params)
+    rows = result.fetchall()
+    page: list[JobSummary] = []
+    size = 0
+    for row in rows:
+        size += 600 + len(json.dumps(row["document_params"])) + len(row["document_type"]) * 6
+        if page and size > MAX_PAGE_BYTES:
+            break
+        page.append(JobSummary(**row))
+    more = len(page) < len(rows) or len(rows) == limit
+    last = page[-1] if page else None
+    return JobsPage(
+        page, _encode_cursor(json.dumps([last.created_at.isoformat(), last.job_id])) if more and last else None
+    )
 
 
-def _encode_cursor(device_id: str) -> str:
-    return base64.urlsafe_b64encode(device_id.encode()).decode().rstrip("=")
+def _decode_list_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if not cursor:
+        return None
+    try:
+        created_at, job_id = json.loads(_decode_cursor(cursor))
+        if not isinstance(job_id, str) or not re.fullmatch(JOB_ID_PATTERN, job_id):
+            raise ValueError(job_id)
+        return datetime.fromisoformat(created_at), job_id
+    except (ValueError, TypeError):
+        raise InvalidRequest("invalid cursor") from None
+
+
+def _encode_cursor(position: str) -> str:
+    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
 
 
 def _decode_cursor(cursor: str | None) -> str:
