@@ -1,8 +1,12 @@
-"""The local stand-in for API Gateway: serves the routes of template.yaml by invoking the same
-handlers with API Gateway HTTP API (payload 2.0) events, checks operator JWTs the way the JWT
-authorizer would, and serves /openapi.json.
+"""The local stand-in for API Gateway and EventBridge Scheduler: serves the routes of
+template.yaml by invoking the same handlers with API Gateway HTTP API (payload 2.0) events,
+checks operator JWTs the way the JWT authorizer would, serves /openapi.json, and invokes the
+scheduled functions (the sweep) on the template's schedule.
 
-    python -m jobs_local.server [--port 3000]
+    python -m jobs_local.server [--port 3000] [--log .local/server.log]
+
+It prints one line (where the API is, how to get a token); everything else, the embedded
+database's output included, goes to the log file.
 
 Starts the embedded PostgreSQL when DATABASE_URL is unset and applies pending migrations first.
 Invocations run one at a time, as in a single Lambda container.
@@ -11,18 +15,24 @@ Invocations run one at a time, as in a single Lambda container.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import jwt
+import psycopg
 
-from jobs_local import devjwt, openapi, template
+from jobs_local import devdb, devjwt, openapi, template
 from jobs_local.invoke import Request, api_gateway_event
+from jobs_local.lambda_context import LocalContext
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 log = logging.getLogger("jobs_local.server")
@@ -49,7 +59,7 @@ class LocalApi:
         self, method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str
     ) -> tuple[int, dict[str, str], bytes]:
         path = urlsplit(target).path
-        if method == "GET" and path == "/openapi.json":
+        if method in ("GET", "HEAD") and path == "/openapi.json":
             return 200, {"content-type": "application/json"}, self.openapi
         found = template.route_for(method, path, self.routes)
         if found is None:
@@ -66,18 +76,19 @@ class LocalApi:
         return reply.status, reply.headers, reply.body
 
 
-def serve(port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    api = LocalApi()
-
+def serve(api: LocalApi, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def _dispatch(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
+            if "transfer-encoding" in self.headers:
+                return self.send_error(411, "send the body with a Content-Length")
+            declared = self.headers.get("content-length") or "0"
+            if not declared.isdigit():  # -1, abc, 1e3: not a length
+                return self.send_error(400, "Content-Length is not a length")
+            length = int(declared)
             if length > MAX_BODY_BYTES:
-                self._reply(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
-                self.close_connection = True
-                return
+                return self.send_error(413, "Request Entity Too Large")
             body = self.rfile.read(length) if length else b""
             headers: dict[str, str] = {}
             for name, value in self.headers.items():
@@ -100,20 +111,23 @@ def serve(port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
                 if name.lower() not in ("content-length", "connection"):
                     self.send_header(name, value)
             self.send_header("content-length", str(len(data)))
+            if self.close_connection:
+                self.send_header("connection", "close")
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":  # a HEAD answer has the headers of a GET and no body
+                self.wfile.write(data)
 
         # Every method HTTP defines reaches the route table, as in API Gateway: an unrouted one is
         # 404 JSON. Any other word in the method's place is answered by send_error, below.
         do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_TRACE = do_CONNECT = _dispatch
 
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-            """Requests refused before any route (a malformed request line or header, a method HTTP
-            does not define): a JSON body like every other answer, never an HTML page."""
+            """Requests refused before any route (a malformed request line, header or length, a
+            method HTTP does not define): a JSON body like every other answer, and the connection
+            closed, since what follows on it cannot be trusted."""
             status = 404 if code == 501 else code  # an unknown method routes nowhere, as in API Gateway
-            body = json.dumps({"message": message or "Bad Request"}).encode()
             self.close_connection = True
-            self._reply(status, {"content-type": "application/json", "connection": "close"}, body)
+            self._reply(status, {"content-type": "application/json"}, json.dumps({"message": message}).encode())
 
         def log_message(self, format: str, *args: Any) -> None:
             log.info("%s %s", self.address_string(), format % args)
@@ -121,29 +135,90 @@ def serve(port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     return ThreadingHTTPServer((host, port), Handler)
 
 
-def main() -> None:
+class Schedule(threading.Thread):
+    """EventBridge Scheduler's part: invoke each scheduled function with its event file, on the
+    template's rate, one invocation at a time with the routes (as in one container)."""
+
+    def __init__(self, api: LocalApi) -> None:
+        super().__init__(daemon=True, name="schedule")
+        self.api = api
+        self.stopped = threading.Event()
+        self.jobs = [(job, job.lambda_handler(), job.event()) for job in template.schedules()]
+
+    def run(self) -> None:
+        due = {job.function: time.monotonic() + job.every_s for job, _, _ in self.jobs}
+        while not self.stopped.wait(1.0):
+            for job, handler, event in self.jobs:
+                if time.monotonic() < due[job.function]:
+                    continue
+                due[job.function] = time.monotonic() + job.every_s
+                try:
+                    with self.api.lock:
+                        result = handler(event, LocalContext(function_name=job.function))
+                    log.info("%s: %s", job.function, json.dumps(result, default=str))
+                except Exception:  # what Lambda does with a failed scheduled run: log it, try next time
+                    log.exception("%s failed", job.function)
+
+
+def quiet(log_path: Path) -> TextIO:
+    """From here on, everything this process and its children write to stdout and stderr goes to
+    the log file; returns a stream to the terminal, for the one line it should show."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    terminal = os.fdopen(os.dup(1), "w", buffering=1)
+    with log_path.open("a") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr, force=True)
+    return terminal
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--log", type=Path, default=devdb.ROOT / ".local" / "server.log")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    devdb.exit_on_signals()  # SIGTERM and SIGHUP exit as Ctrl-C does: the embedded database stops with us
+    terminal = quiet(args.log)
 
     from jobs_core.migrate import migrate
-    from jobs_local.devdb import database_url
 
-    url = database_url()
-    os.environ["DATABASE_URL"] = url  # the handlers' settings read it
-    applied = migrate(url)
-    log.info("migrations applied: %s", ", ".join(applied) or "none pending")
-    server = serve(args.port, args.host)
-    log.info("serving on http://%s:%d (OpenAPI at /openapi.json)", args.host, server.server_address[1])
+    try:
+        url = devdb.database_url()
+        os.environ["DATABASE_URL"] = url  # the handlers' settings read it
+        applied = migrate(url)
+        log.info("migrations applied: %s", ", ".join(applied) or "none pending")
+        api = LocalApi()
+        server = serve(api, args.port, args.host)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(f"error: port {args.port} is in use (another `make run`?); try PORT=3001 make run", file=terminal)
+        else:
+            print(f"error: {exc.strerror or exc} (details in {args.log})", file=terminal)
+        log.exception("could not start")
+        return 1
+    except psycopg.Error as exc:
+        print(f"error: the database: {type(exc).__name__} (details in {args.log})", file=terminal)
+        log.exception("could not start")
+        return 1
+    schedule = Schedule(api)
+    schedule.start()
+    base = f"http://{args.host}:{server.server_address[1]}"
+    print(
+        f"IoT Jobs on {base} (OpenAPI at {base}/openapi.json); the sweep runs every minute; log: {args.log}\n"
+        "  an operator token: .venv/bin/python tools/jobsctl.py token TENANT",
+        file=terminal,
+    )
+    log.info("serving on %s", base)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        schedule.stopped.set()
         server.server_close()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

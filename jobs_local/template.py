@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,3 +115,41 @@ def route_for(method: str, path: str, among: list[Route] | None = None) -> tuple
         if params is not None:
             return route, params
     return None
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A function the template runs on a schedule (rate(...) expressions), with its event file."""
+
+    function: str  # logical id
+    handler: str  # module.function
+    every_s: float
+
+    def lambda_handler(self) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+        return _handler(self.handler)
+
+    def event(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads((ROOT / "events" / f"{self.handler.rsplit('.', 1)[0]}.json").read_text())
+        return loaded
+
+
+RATE = re.compile(r"rate\((\d+) (minutes?|hours?|days?)\)")
+UNIT_S = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def schedules() -> list[Scheduled]:
+    """The template's scheduled functions. LOCAL_SCHEDULE_EVERY_S, when set, replaces every rate
+    (tests run the schedule in seconds, not minutes)."""
+    override = os.environ.get("LOCAL_SCHEDULE_EVERY_S")
+    found = []
+    for name, res in functions().items():
+        props = res["Properties"]
+        for event in props.get("Events", {}).values():
+            if event["Type"] not in ("Schedule", "ScheduleV2"):
+                continue
+            rate = RATE.fullmatch(event["Properties"]["ScheduleExpression"])
+            if rate is None:
+                raise ValueError(f"{name}: only rate(...) schedules run locally")
+            every = int(rate.group(1)) * UNIT_S[rate.group(2).rstrip("s")]
+            found.append(Scheduled(name, props["Handler"], float(override) if override else every))
+    return found

@@ -127,9 +127,10 @@ def local_server(env: dict[str, str], log: Path) -> Iterator[str]:
     """The local server, as `make run` starts it, in a process of its own; yields its URL. Its
     output goes to a file: an unread pipe fills up and stops the server mid-request."""
     port = free_port()
-    with log.open("w") as out:
+    terminal = log.with_suffix(".terminal")
+    with terminal.open("w") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "jobs_local.server", "--port", str(port)],
+            [sys.executable, "-m", "jobs_local.server", "--port", str(port), "--log", str(log)],
             env=env,
             cwd=ROOT,
             stdout=out,
@@ -144,7 +145,8 @@ def local_server(env: dict[str, str], log: Path) -> Iterator[str]:
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the local server did not start:\n{log.read_text()[-4000:]}") from None
+                    shown = terminal.read_text() + (log.read_text()[-4000:] if log.exists() else "")
+                    raise RuntimeError(f"the local server did not start:\n{shown}") from None
                 time.sleep(0.1)
         yield url
     finally:

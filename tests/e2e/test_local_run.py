@@ -1,0 +1,205 @@
+"""`make run` as a new user meets it: one line on the terminal, the sweep on the template's
+schedule, an HTTP server that answers edge cases as real ones do, a busy port said in one line,
+the embedded database stopped by whatever started it on any exit; and jobsctl's errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from jobs_core import devices, jobs
+from jobs_core.db import Database
+from jobs_core.models import JobCreate
+from jobs_local.devdb import ROOT
+from tests.conftest import free_port, local_server
+from tests.factories import expire_job
+
+
+def raw_http(base_url: str, data: bytes) -> bytes:
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(data)
+        received = b""
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def test_the_terminal_shows_one_line_and_the_sweep_runs_on_the_schedule(
+    env: dict[str, str], tmp_path: Path, tenant: str
+) -> None:
+    db = Database(lambda refresh: env["DATABASE_URL"])
+    devices.register(db, tenant, ["d1"])
+    jobs.create(db, tenant, "ops", JobCreate(job_id="j", document_type="x", target_all=True))
+    db.close()
+    with local_server({**env, "LOCAL_SCHEDULE_EVERY_S": "1"}, tmp_path / "server.log"):
+        with psycopg.connect(env["DATABASE_URL"], autocommit=True, row_factory=dict_row) as admin:
+            expire_job(admin, tenant, "j")
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                row = admin.execute("SELECT status FROM job_executions WHERE tenant_id = %s", [tenant]).fetchone()
+                if row and row["status"] == "TIMED_OUT":
+                    break
+                time.sleep(0.2)
+        assert row == {"status": "TIMED_OUT"}
+    shown = (tmp_path / "server.terminal").read_text().splitlines()
+    assert len(shown) == 2 and shown[0].startswith("IoT Jobs on http://127.0.0.1:") and "jobsctl.py token" in shown[1]
+    assert "SweepExpiredFunction" in (tmp_path / "server.log").read_text()
+
+
+def test_http_edge_cases_get_real_answers(base_url: str) -> None:
+    head = raw_http(base_url, b"HEAD /openapi.json HTTP/1.1\r\nHost: x\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
+    first, _, rest = head.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200") and b"content-length:" in first.lower()
+    assert rest.startswith(b"HTTP/1.1 404")  # no body after the HEAD answer: the next answer follows at once
+    for length in (b"-1", b"abc", b"1e3"):
+        answer = raw_http(
+            base_url,
+            b"PUT /device/v1/jobs/j/execution HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\n{}",
+        )
+        status, _, body = answer.partition(b"\r\n\r\n")
+        assert status.startswith(b"HTTP/1.1 400"), answer[:200]
+        assert json.loads(body) == {"message": "Content-Length is not a length"}
+
+
+def test_a_busy_port_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "jobs_local.server", "--port", str(port), "--log", str(tmp_path / "log")],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stdout.strip().splitlines() == [
+        f"error: port {port} is in use (another `make run`?); try PORT=3001 make run"
+    ]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def postgres_running(pgdata: Path) -> bool:
+    return any(
+        p.info["name"] == "postgres" and str(pgdata) in " ".join(p.info["cmdline"] or [])
+        for p in psutil.process_iter(attrs=("name", "cmdline"))
+    )
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of a user without DATABASE_URL, with an embedded database of this test's own."""
+    pgdata = tmp_path / "pgdata"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"JOBS_LOCAL_PGDATA": str(pgdata)}
+    yield env
+    subprocess.run([sys.executable, "-c", "from jobs_local import devdb; devdb.database_url()"], env=env, timeout=60)
+    assert not postgres_running(pgdata)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_the_embedded_database_stops_with_the_server(embedded: dict[str, str], tmp_path: Path, signum: int) -> None:
+    pgdata = Path(embedded["JOBS_LOCAL_PGDATA"])
+    port = free_port()
+    with (tmp_path / "terminal").open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "jobs_local.server", "--port", str(port), "--log", str(tmp_path / "log")],
+            env=embedded,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while "IoT Jobs on" not in (tmp_path / "terminal").read_text():
+        assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "log").read_text()[-3000:]
+        time.sleep(0.2)
+    assert postgres_running(pgdata)
+
+    server.send_signal(signum)
+    server.wait(30)
+
+    assert not postgres_running(pgdata)
+
+
+def test_a_holder_that_died_does_not_keep_the_database_up(embedded: dict[str, str]) -> None:
+    pgdata = Path(embedded["JOBS_LOCAL_PGDATA"])
+    jobsctl = [sys.executable, "tools/jobsctl.py", "migrate"]
+    assert subprocess.run(jobsctl, env=embedded, cwd=ROOT, capture_output=True, timeout=120).returncode == 0
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (pgdata / ".handle_pids.json").write_text(json.dumps([dead.pid]))  # killed before its atexit ran
+
+    assert subprocess.run(jobsctl, env=embedded, cwd=ROOT, capture_output=True, timeout=120).returncode == 0
+
+    assert not postgres_running(pgdata)
+
+
+def jobsctl(env: dict[str, str], *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "tools/jobsctl.py", *args], env=env, cwd=ROOT, input=stdin, capture_output=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "says"),
+    [
+        (("device", "add", "TENANT", ""), b"", "error: not a device id: ''"),
+        (("device", "add", "TENANT", "bad id/x"), b"", "error: not a device id: 'bad id/x'"),
+        (("device", "add", "bad tenant", "d1"), b"", "error: not a tenant id: 'bad tenant'"),
+        (("device", "import", "TENANT"), b"d7\nd8\nd7\n", "error: listed more than once: d7"),
+        (("device", "import", "TENANT"), b"d9\nknown\n", "error: already registered: known"),
+        (("device", "import", "TENANT"), b"d1\n\xff\xfe\n", "error: standard input is not UTF-8 text"),
+        (("group", "add", "TENANT", "g", "known", "ghost"), b"", "error: not registered devices of TENANT: ghost"),
+        (("sweep", "--now", "2026-11-24T12:00:00"), b"", "give the offset too"),
+    ],
+)
+def test_jobsctl_errors_are_one_line(
+    env: dict[str, str], tenant: str, args: tuple[str, ...], stdin: bytes, says: str
+) -> None:
+    assert jobsctl(env, "device", "add", tenant, "known").returncode == 0
+    done = jobsctl(env, *(tenant if a == "TENANT" else a for a in args), stdin=stdin)
+    err = done.stderr.decode()
+    assert done.returncode == 2 and says.replace("TENANT", tenant) in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 2  # argparse adds its usage line
+
+
+def test_jobsctl_says_an_unreachable_database_in_one_line(env: dict[str, str]) -> None:
+    done = jobsctl(
+        {**env, "DATABASE_URL": "postgresql://x@127.0.0.1:1/x?connect_timeout=1"}, "device", "add", "acme", "d1"
+    )
+    assert done.returncode == 2
+    assert done.stderr.decode().strip().splitlines() == [
+        "error: the database is unreachable (OperationalError); is DATABASE_URL right?"
+    ]
+
+
+def test_group_add_counts_what_it_added(env: dict[str, str], tenant: str) -> None:
+    jobsctl(env, "device", "import", tenant, stdin=b"a1\na2\na3\n")
+    assert (
+        jobsctl(env, "group", "add", tenant, "lab", "a1", "a2").stderr.decode().strip()
+        == "group lab: 2 device(s) added"
+    )
+    assert (
+        jobsctl(env, "group", "add", tenant, "lab", "a2", "a3").stderr.decode().strip()
+        == "group lab: 1 device(s) added"
+    )
