@@ -270,3 +270,14 @@ class TestSweepCannotBeStopped:
                 ).fetchall()
             )
         assert "job_executions_due" in plan and "Seq Scan" not in plan
+
+
+def test_a_full_last_page_has_no_next_cursor(tenant: str, register: Register, create_job: CreateJob) -> None:
+    register(tenant, 1)
+    for i in range(4):
+        create_job(tenant, job_id=f"job-{i}")
+    first = request("GET", "/customer/jobs?limit=2", claims=operator_claims(tenant)).send()
+    cursor = first.headers["X-Next-Cursor"]
+    last = request("GET", f"/customer/jobs?limit=2&cursor={cursor}", claims=operator_claims(tenant)).send()
+    assert [j["job_id"] for j in json.loads(last.body)] == ["job-1", "job-0"]
+    assert "X-Next-Cursor" not in last.headers

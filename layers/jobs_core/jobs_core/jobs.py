@@ -209,7 +209,7 @@ def list_jobs(
     after_created_at, after_job_id = after if after is not None else (None, None)
     params = {
         "status": status,
-        "limit": limit,
+        "limit": limit + 1,  # one more than the page: whether there is a next one
         "offset": offset,
         "after_created_at": after_created_at,
         "after_job_id": after_job_id,
@@ -220,12 +220,12 @@ def list_jobs(
     rows = result.fetchall()
     page: list[JobSummary] = []
     size = 0
-    for row in rows:
+    for row in rows[:limit]:
         size += 600 + len(json.dumps(row["document_params"])) + len(row["document_type"]) * 6
         if page and size > MAX_PAGE_BYTES:
             break
         page.append(JobSummary(**row))
-    more = len(page) < len(rows) or len(rows) == limit
+    more = len(page) < len(rows)
     last = page[-1] if page else None
     return JobsPage(
         page, _encode_cursor(json.dumps([last.created_at.isoformat(), last.job_id])) if more and last else None
