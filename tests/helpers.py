@@ -35,6 +35,11 @@ def invoke(
     return reply.status, json.loads(reply.body) if reply.body else None
 
 
+def device_put(job_id: str, token: str, **kwargs: Any) -> tuple[int, Any]:
+    """A device's PUT of its execution of job_id (body=..., raw_body=..., headers=...)."""
+    return invoke("PUT", f"/device/v1/jobs/{job_id}/execution", token=token, **kwargs)
+
+
 def operator_claims(tenant_id: str | None, sub: str = "alice") -> dict[str, str]:
     """The claims the JWT authorizer would put in the request context (minted and verified for real)."""
     return devjwt.verify(devjwt.mint(tenant_id, sub))

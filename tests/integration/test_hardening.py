@@ -18,7 +18,7 @@ from jobs_core.sweep import DUE, sweep
 from jobs_local.devjwt import as_api_gateway_claims
 from jobs_local.invoke import request
 from tests.factories import Admin, CreateJob, Register, expire_job, job_status
-from tests.helpers import invoke, operator_claims
+from tests.helpers import device_put, invoke, operator_claims
 
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
 
@@ -34,12 +34,7 @@ class TestStrictWireTypes:
     ) -> None:
         token = register(tenant, 1)["dev-0000"]
         create_job(tenant, job_id="j")
-        status, body = invoke(
-            "PUT",
-            "/device/v1/jobs/j/execution",
-            token=token,
-            body={"status": "IN_PROGRESS", "execution_number": number},
-        )
+        status, body = device_put("j", token, body={"status": "IN_PROGRESS", "execution_number": number})
         assert status == 422, body
 
     @pytest.mark.parametrize(

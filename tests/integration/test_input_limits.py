@@ -9,7 +9,7 @@ import pytest
 
 from jobs_core.api import MAX_BODY_BYTES
 from tests.factories import Admin, CreateJob, Register
-from tests.helpers import invoke, operator_claims
+from tests.helpers import device_put, invoke, operator_claims
 
 
 def put_raw(token: str, raw: bytes) -> tuple[int, object]:
@@ -90,13 +90,7 @@ def test_bodies_that_are_not_json_are_415(
 ) -> None:
     token = register(tenant, 1)["dev-0000"]
     create_job(tenant, job_id="j")
-    status, body = invoke(
-        "PUT",
-        "/device/v1/jobs/j/execution",
-        token=token,
-        raw_body=b'{"status": "IN_PROGRESS"}',
-        headers={"content-type": content_type},
-    )
+    status, body = device_put("j", token, raw_body=b'{"status": "IN_PROGRESS"}', headers={"content-type": content_type})
     assert (status, body) == (415, {"message": "send the body as application/json"})
     accepted = invoke(
         "PUT",

@@ -17,6 +17,7 @@ from datetime import datetime
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import DictRow
 from pydantic import BaseModel
 
 from jobs_core.db import Connection, Database, sql_list
@@ -30,7 +31,7 @@ SWEEP_LOCK = 0x10B55EE9  # pg_try_advisory_xact_lock key: one sweep transaction 
 # become TIMED_OUT. %(now)s is the time the sweep runs as (now(), unless simulated).
 EXPIRABLE = sql_list(sources(ExecutionStatus.TIMED_OUT, Actor.SWEEP))
 DUE = sql.SQL("""
-SELECT e.ctid::text AS ctid
+SELECT e.ctid
 FROM job_executions e
 WHERE e.sweep_at <= coalesce(%(now)s, now())
   AND e.status IN ({expirable})
@@ -41,8 +42,22 @@ LIMIT %(batch_size)s
 FOR UPDATE OF e SKIP LOCKED  -- a device mid-update keeps its row; a later batch takes it
 """).format(expirable=EXPIRABLE)
 
-# The rows are locked by this transaction (or re-checked, when a failed batch is retried), so
-# their ctids hold: a TID scan.
+# The normal path: find a batch, lock it and time it out in one statement. The rows are locked by
+# this transaction, so their ctids hold until it ends: a TID scan.
+TIME_OUT_BATCH = sql.SQL("""
+WITH batch AS ({due}), timed_out AS (
+    UPDATE job_executions e
+    SET status = {timed_out}, execution_number = e.execution_number + 1,
+        last_updated_at = coalesce(%(now)s, now()), sweep_at = NULL
+    WHERE e.ctid = ANY (ARRAY(SELECT ctid FROM batch))
+    RETURNING e.tenant_id, e.job_id
+)
+SELECT tenant_id, job_id, count(*) AS timed_out
+FROM timed_out
+GROUP BY tenant_id, job_id
+""").format(due=DUE, timed_out=sql.Literal(str(ExecutionStatus.TIMED_OUT)))
+
+# When a batch failed: the same rows by ctid, re-checked (they are no longer locked), in parts.
 TIME_OUT = sql.SQL("""
 WITH timed_out AS (
     UPDATE job_executions e
@@ -86,9 +101,9 @@ def sweep(
     failed: list[str] = []  # ctids of rows that failed in this run: later batches pass them by
     try:
         while result.batches < max_batches:
-            ctids = _batch(db, result, failed, batch_size, now)
+            found = _batch(db, result, failed, batch_size, now)
             result.batches += 1
-            if len(ctids) < batch_size:
+            if found < batch_size:
                 break
     except _Busy:
         result.skipped = True
@@ -104,33 +119,38 @@ def _locked(db: Database) -> Connection:
     return conn
 
 
-def _batch(db: Database, result: SweepResult, failed: list[str], batch_size: int, now: datetime | None) -> list[str]:
-    """Find a batch of due rows and time them out; returns the ctids found."""
-    ctids: list[str] = []
+def _batch(db: Database, result: SweepResult, failed: list[str], batch_size: int, now: datetime | None) -> int:
+    """Time out a batch of due rows in one statement; returns how many it found. If that fails
+    on a value of some row, the batch's rows are timed out in parts around the failing ones."""
+    params = {"now": now, "batch_size": batch_size, "skip": failed}
     try:
         with db.transaction(role=settings().sweeper_role, pipeline=False):
             conn = _locked(db)
-            ctids = [row["ctid"] for row in conn.execute(DUE, {"now": now, "batch_size": batch_size, "skip": failed})]
-            done = _time_out(conn, ctids, now)
+            done = _completed(conn, conn.execute(TIME_OUT_BATCH, params).fetchall())
     except psycopg.Error as exc:
-        if not ctids or not _isolable(exc):
+        if not _isolable(exc):
             raise
+        with db.transaction(role=settings().sweeper_role, pipeline=False):
+            ctids = [row["ctid"] for row in _locked(db).execute(DUE, params)]
         _retry(db, result, failed, ctids, now)
-    else:
-        result.timed_out, result.completed = result.timed_out + done[0], result.completed + done[1]
-    return ctids
+        return len(ctids)
+    result.timed_out, result.completed = result.timed_out + done[0], result.completed + done[1]
+    return done[0]
 
 
-def _time_out(conn: Connection, ctids: list[str], now: datetime | None) -> tuple[int, int]:
-    """Time out these rows and complete the jobs they finished: (timed out, completed)."""
-    if not ctids:
-        return 0, 0
-    jobs = conn.execute(TIME_OUT, {"ctids": ctids, "now": now}).fetchall()
+def _completed(conn: Connection, jobs: list[DictRow]) -> tuple[int, int]:
+    """Complete the jobs whose executions were timed out (jobs: tenant_id, job_id, timed_out):
+    (timed out, completed)."""
     if not jobs:
         return 0, 0
     touched = {"tenant_ids": [row["tenant_id"] for row in jobs], "job_ids": [row["job_id"] for row in jobs]}
     completed = conn.execute(COMPLETE_JOBS, touched).fetchone()
     return sum(row["timed_out"] for row in jobs), completed["completed"] if completed else 0
+
+
+def _time_out(conn: Connection, ctids: list[str], now: datetime | None) -> tuple[int, int]:
+    """Time out these rows (if still due) and complete the jobs they finished."""
+    return _completed(conn, conn.execute(TIME_OUT, {"ctids": ctids, "now": now}).fetchall())
 
 
 def _retry(db: Database, result: SweepResult, failed: list[str], ctids: list[str], now: datetime | None) -> None:
