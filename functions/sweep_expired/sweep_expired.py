@@ -1,4 +1,5 @@
-"""Scheduled every minute: time out the executions of expired jobs and complete finished jobs."""
+"""Scheduled every minute: time out the executions that are due (expired jobs, in-progress and step
+timeouts), retry those with a retry left, complete the jobs that finished."""
 
 import time
 from typing import Any
@@ -18,6 +19,7 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = sweep(database())
     metrics.add_metric(name="SweepDuration", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
     metrics.add_metric(name="ExecutionsTimedOut", unit=MetricUnit.Count, value=result.timed_out)
+    metrics.add_metric(name="ExecutionsRetried", unit=MetricUnit.Count, value=result.retried)
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=result.completed)
     metrics.add_metric(name="SweepRowsFailed", unit=MetricUnit.Count, value=result.failed)
     logger.info("sweep done", extra=result.model_dump())

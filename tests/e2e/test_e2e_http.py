@@ -58,6 +58,8 @@ def test_openapi_lists_the_jobs_routes_as_the_seed_checks(base_url: str) -> None
     assert sorted(paths) == [
         "/customer/jobs",
         "/customer/jobs/{job_id}",
+        "/customer/jobs/{job_id}/executions/{device_id}",
+        "/device/v1/jobs/next",
         "/device/v1/jobs/pending",
         "/device/v1/jobs/{job_id}/execution",
     ]

@@ -119,12 +119,13 @@ class TestDescribe:
         assert invoke("GET", "/device/v1/jobs/bad%20id!/execution", token=token)[0] == 422
 
 
-DEVICE_TRANSITIONS = sorted((t.source, t.target) for t in TRANSITIONS if t.actor is Actor.DEVICE)
+DEVICE_TRANSITIONS = sorted((t.source, t.target) for t in TRANSITIONS if t.actor is Actor.DEVICE and t.retry_of is None)
 NOT_ALLOWED = sorted(
     (frm, to)
     for frm in ExecutionStatus
     for to in ("IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED")
-    if frm is not ExecutionStatus.TIMED_OUT and not allowed(frm, ExecutionStatus(to), Actor.DEVICE)
+    if frm not in (ExecutionStatus.TIMED_OUT, ExecutionStatus.CANCELED)
+    and not allowed(frm, ExecutionStatus(to), Actor.DEVICE)
 )
 
 
@@ -153,6 +154,9 @@ class TestTransitions:
             "device_id": "dev-0000",
             "status": str(target),
             "execution_number": before["execution_number"] + 1,
+            "attempt": 1,
+            "timeout_at": None,
+            "approximate_seconds_before_timed_out": None,
         }
         assert after["status"] == target and after["execution_number"] == before["execution_number"] + 1
         if source is ExecutionStatus.QUEUED and target is ExecutionStatus.IN_PROGRESS:

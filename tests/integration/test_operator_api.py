@@ -169,6 +169,7 @@ class TestDetail:
             "FAILED": 0,
             "REJECTED": 0,
             "TIMED_OUT": 0,
+            "CANCELED": 0,
         }
         assert body["total_executions"] == 5 and body["tenant_id"] == tenant
 

@@ -47,11 +47,14 @@ def test_the_device_functions_run_as_their_caller_and_only_the_runtime_may_call_
         " has_function_privilege('jobs_sweeper', oid, 'EXECUTE') AS sweeper"
         " FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND proname LIKE 'device\\_%' ORDER BY proname"
     ).fetchall()
-    # (device_update has two shapes while the previous one serves containers of the previous version)
+    # (a retired shape, e.g. 0003's device_describe, stays for containers of earlier versions until a
+    # later release drops it)
     assert sorted({r["proname"] for r in rows}) == [
         "device_describe",
+        "device_execution",
         "device_pending",
         "device_scope",
+        "device_start_next",
         "device_update",
     ]
     # SECURITY INVOKER: row-level security applies to what they read and write as to any statement.
@@ -127,7 +130,7 @@ def test_migrations_are_idempotent_and_safe_when_two_run_at_once(server_url: str
         for thread in threads:
             thread.join()
         assert sorted(map(str, results)) == [
-            "['0001_schema', '0002_runtime_membership', '0003_device_calls', '0004_hardening']",
+            "['0001_schema', '0002_runtime_membership', '0003_device_calls', '0004_hardening', '0005_lifecycle']",
             "[]",
         ]
         assert migrate(url) == []

@@ -14,7 +14,7 @@ def test_it_lists_every_route_of_the_template_with_both_security_schemes() -> No
     documented = {(method.upper(), path) for path, ops in schema["paths"].items() for method in ops}
     routed = {(route.method, route.path) for route in template.routes()}
     assert documented == routed
-    assert len(routed) == 7
+    assert len(routed) == 10
     assert set(schema["components"]["securitySchemes"]) == {"provisionToken", "operatorJwt"}
     put = schema["paths"]["/device/v1/jobs/{job_id}/execution"]["put"]
     assert put["requestBody"]["content"]["application/json"]["schema"] == {

@@ -65,10 +65,11 @@ def test_every_status_the_sql_names_is_in_the_tables() -> None:
 
 def test_every_status_change_the_sql_makes_is_in_the_tables() -> None:
     found = [(where, *change) for where, text in layer_sql() for change in transitions(text)]
-    # what the layer has today: the sweep's time-out, the cancel's two, the completion (and 0003's)
+    # what the layer has today as literals: the cancel's three, the completion (and 0003's); the
+    # device update, start-next, the sweep and the cancel of one execution take theirs passed in
     assert {(where, target) for where, _, _, target in found} >= {
-        ("sweep.TIME_OUT", "TIMED_OUT"),
         ("jobs.REJECT_QUEUED", "REJECTED"),
+        ("jobs.CANCEL_RUNNING", "CANCELED"),
         ("jobs.CANCEL", "CANCELED"),
         ("jobs.sql", "COMPLETED"),
     }

@@ -84,9 +84,9 @@ def _is_json(content_type: str) -> bool:
 
 
 def strict_json(text: str) -> Any:
-    """JSON as RFC 8259 and PostgreSQL's jsonb have it: no NaN or Infinity, no number that
-    overflows a double, no integer past Python's digit limit. Anything else is a JSONDecodeError,
-    which the validation turns into 422."""
+    """A body as this API takes it: a JSON object, JSON as RFC 8259 and PostgreSQL's jsonb have it
+    (no NaN or Infinity, no number that overflows a double, no integer past Python's digit limit).
+    Anything else is a JSONDecodeError, which the validation turns into 422."""
 
     def constant(name: str) -> Any:
         raise ValueError(f"{name} is not JSON")
@@ -98,11 +98,14 @@ def strict_json(text: str) -> Any:
         return value
 
     try:
-        return json.loads(text, parse_constant=constant, parse_float=number)
+        parsed = json.loads(text, parse_constant=constant, parse_float=number)
     except json.JSONDecodeError:
         raise
     except (ValueError, RecursionError) as exc:  # the digit limit, a constant, an overflow, depth
         raise json.JSONDecodeError(str(exc)[:100], "", 0) from None
+    if not isinstance(parsed, dict):  # every body of this API is an object
+        raise json.JSONDecodeError("a body is a JSON object", "", 0)
+    return parsed
 
 
 class JsonResolver(APIGatewayHttpResolver):

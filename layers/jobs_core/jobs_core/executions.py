@@ -1,4 +1,5 @@
-"""What a device does with its job executions: list pending, read one, claim / progress / finish.
+"""What a device does with its job executions: list pending, read one, start the next one, claim /
+progress / finish (a FAILED attempt with a retry left is QUEUED again as the next attempt).
 
 Each call is one statement, one round trip: a SQL function (sql/device_calls.sql)
 that authenticates the token, scopes the transaction to the device, then decides and acts. A
@@ -15,19 +16,43 @@ from psycopg.types.json import Jsonb
 from jobs_core import devices
 from jobs_core.db import Database
 from jobs_core.errors import Conflict, InvalidRequest, NotFound
-from jobs_core.models import Document, Execution, ExecutionUpdate, ExecutionUpdated, PendingJob, PendingJobs
+from jobs_core.models import (
+    Document,
+    Execution,
+    ExecutionUpdate,
+    ExecutionUpdated,
+    NextExecution,
+    PendingJob,
+    PendingJobs,
+    StartNext,
+)
 from jobs_core.observability import metrics
-from jobs_core.statemachine import TERMINAL, Actor, ExecutionStatus, allowed, claim_sources, sources
+from jobs_core.statemachine import (
+    TERMINAL,
+    Actor,
+    ExecutionStatus,
+    allowed,
+    claim_sources,
+    retry_sources,
+    retry_target,
+    sources,
+)
 
 PENDING_LIMIT = 10
 
 # The device calls are SQL functions (sql/device_calls.sql): one statement each.
 PENDING = "SELECT * FROM device_pending(%(key)s, %(limit)s)"
-DESCRIBE = "SELECT * FROM device_describe(%(key)s, %(job_id)s)"
+DESCRIBE = "SELECT * FROM device_execution(%(key)s, %(job_id)s)"
+START_NEXT = (
+    "SELECT * FROM device_start_next(%(key)s, %(claimed)s, %(claim_sources)s, %(status_details)s,"
+    " %(step_timeout_minutes)s)"
+)
 UPDATE = (
     "SELECT * FROM device_update(%(key)s, %(job_id)s, %(status)s, %(sources)s, %(claim_sources)s,"
-    " %(expected)s, %(status_details)s, %(terminal)s)"
+    " %(retry_sources)s, %(requeued)s, %(expected)s, %(status_details)s, %(terminal)s, %(step_timeout_minutes)s)"
 )
+# A claim, as the table has it: what start-next moves an execution to.
+CLAIMED = ExecutionStatus.IN_PROGRESS
 
 
 def _document(row: dict[str, Any]) -> Document:
@@ -41,6 +66,7 @@ def pending(db: Database, token: str | None) -> PendingJobs:
             PendingJob(
                 job_id=job["job_id"],
                 execution_number=job["execution_number"],
+                attempt=job["attempt"],
                 document=_document(job),
                 queued_at=job["queued_at"],
                 expires_at=job["expires_at"],
@@ -52,9 +78,24 @@ def pending(db: Database, token: str | None) -> PendingJobs:
 
 def describe(db: Database, token: str | None, job_id: str) -> Execution:
     row = devices.authenticated(db.fetch_one(DESCRIBE, {"key": devices.lookup_key(token), "job_id": job_id}))
-    if row["job_id"] is None:
+    if row["execution"] is None:
         raise NotFound("job execution not found")
-    return Execution(document=_document(row), **row)
+    return Execution.model_validate(row["execution"])
+
+
+def start_next(db: Database, token: str | None, request: StartNext) -> NextExecution:
+    """The device's IN_PROGRESS execution, else its oldest claimable QUEUED one, claimed."""
+    params = {
+        "key": devices.lookup_key(token),
+        "claimed": str(CLAIMED),
+        "claim_sources": claim_sources(CLAIMED, Actor.DEVICE),
+        "status_details": Jsonb(request.status_details) if request.status_details is not None else None,
+        "step_timeout_minutes": request.step_timeout_minutes,
+    }
+    row = devices.authenticated(db.fetch_one(START_NEXT, params))
+    if row["execution"] is None:
+        return NextExecution(execution=None)
+    return NextExecution(execution=Execution.model_validate(row["execution"]))
 
 
 def update(db: Database, token: str | None, job_id: str, change: ExecutionUpdate) -> ExecutionUpdated:
@@ -66,19 +107,25 @@ def update(db: Database, token: str | None, job_id: str, change: ExecutionUpdate
         "status": str(target),
         "sources": sources(target, Actor.DEVICE),
         "claim_sources": claims,
+        "retry_sources": retry_sources(target, Actor.DEVICE),
+        "requeued": retry_target(target, Actor.DEVICE),
         "expected": change.execution_number,
         "status_details": Jsonb(change.status_details) if change.status_details is not None else None,
         "terminal": target in TERMINAL,
+        "step_timeout_minutes": change.step_timeout_minutes,
     }
     row = devices.authenticated(db.fetch_one(UPDATE, params))
     if row["found_status"] is None:
         raise NotFound("job execution not found")
-    if row["status"] is not None:
+    if row["execution"] is not None:
+        updated = ExecutionUpdated.model_validate(row["execution"])
         metrics.add_metric(name=f"Executions{target.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
-        return ExecutionUpdated(
-            job_id=job_id, device_id=row["device_id"], status=row["status"], execution_number=row["execution_number"]
-        )
+        if updated.status is not target:
+            metrics.add_metric(name="ExecutionsRetried", unit=MetricUnit.Count, value=1)
+        return updated
     found = ExecutionStatus(row["found_status"])
+    if found is ExecutionStatus.CANCELED:
+        raise InvalidRequest("the operator canceled this execution while it ran: it cannot change any more")
     if not allowed(found, target, Actor.DEVICE):
         raise InvalidRequest(f"cannot move an execution from {found} to {target}")
     if found in claims and not row["claimable"]:

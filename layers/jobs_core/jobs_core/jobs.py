@@ -24,6 +24,9 @@ from jobs_core.db import Database, scope_to_tenant, sql_list
 from jobs_core.errors import Conflict, InvalidRequest, NotFound
 from jobs_core.models import (
     JOB_ID_PATTERN,
+    Attempt,
+    ExecutionCancel,
+    ExecutionDetail,
     ExecutionSummary,
     JobCanceled,
     JobCreate,
@@ -59,10 +62,12 @@ CREATE = """
 WITH targets AS ({targets}),
 job AS (
     INSERT INTO jobs (tenant_id, job_id, document_type, document_params,
-                      target_device_id, target_group_id, target_all, expires_at, created_by)
+                      target_device_id, target_group_id, target_all, expires_at, created_by,
+                      timeout_minutes, retry, retries_failed, retries_timed_out, retries_shared)
     SELECT current_setting('jobs.tenant_id', true), %(job_id)s, %(document_type)s, %(document_params)s,
            %(target_device_id)s, %(target_group_id)s, %(target_all)s,
-           now() + make_interval(hours => %(expires_in_hours)s::integer), %(created_by)s
+           now() + make_interval(hours => %(expires_in_hours)s::integer), %(created_by)s,
+           %(timeout_minutes)s, %(retry)s, %(retries_failed)s, %(retries_timed_out)s, %(retries_shared)s
     WHERE EXISTS (SELECT 1 FROM targets)
     RETURNING tenant_id, job_id, status, expires_at
 ), executions AS (
@@ -77,16 +82,17 @@ FROM job
 # Counts come from the job's count rows (at most 16), never from its executions.
 SUMMARY_COLUMNS = """
     j.job_id, j.document_type, j.document_params, j.status, j.target_device_id, j.target_group_id,
-    j.target_all, j.expires_at, j.created_by, j.created_at,
-    n.queued + n.in_progress + n.succeeded + n.failed + n.rejected + n.timed_out AS total_executions,
+    j.target_all, j.expires_at, j.created_by, j.created_at, j.timeout_minutes, j.retry,
+    n.queued + n.in_progress + n.succeeded + n.failed + n.rejected + n.timed_out + n.canceled AS total_executions,
     n.succeeded AS succeeded_count,
-    n.failed + n.timed_out + n.rejected AS failed_count
+    n.failed + n.timed_out + n.rejected + n.canceled AS failed_count
 """
 COUNTS = """
 LEFT JOIN LATERAL (
     SELECT coalesce(sum(c.queued), 0)::int AS queued, coalesce(sum(c.in_progress), 0)::int AS in_progress,
            coalesce(sum(c.succeeded), 0)::int AS succeeded, coalesce(sum(c.failed), 0)::int AS failed,
-           coalesce(sum(c.rejected), 0)::int AS rejected, coalesce(sum(c.timed_out), 0)::int AS timed_out
+           coalesce(sum(c.rejected), 0)::int AS rejected, coalesce(sum(c.timed_out), 0)::int AS timed_out,
+           coalesce(sum(c.canceled), 0)::int AS canceled
     FROM job_execution_counts c
     WHERE c.tenant_id = j.tenant_id AND c.job_id = j.job_id
 ) n ON true
@@ -122,14 +128,17 @@ def _list_query(by_status: bool, after: bool) -> sql.Composed:
 
 DETAIL = f"""
 SELECT {SUMMARY_COLUMNS}, j.tenant_id, j.updated_at,
-       n.queued, n.in_progress, n.succeeded, n.failed, n.rejected, n.timed_out
+       n.queued, n.in_progress, n.succeeded, n.failed, n.rejected, n.timed_out, n.canceled
 FROM jobs j
 {COUNTS}
 WHERE j.tenant_id = current_setting('jobs.tenant_id', true) AND j.job_id = %(job_id)s
 """
 
-EXECUTIONS_PAGE = """
-SELECT device_id, status, status_details, execution_number, queued_at, started_at, last_updated_at
+EXECUTION_COLUMNS = """
+device_id, status, status_details, execution_number, attempt, queued_at, started_at, last_updated_at, timeout_at
+"""
+EXECUTIONS_PAGE = f"""
+SELECT {EXECUTION_COLUMNS}
 FROM job_executions
 WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s
   AND device_id > %(after)s
@@ -137,10 +146,26 @@ ORDER BY device_id
 LIMIT %(limit)s
 """
 
+# One execution with the attempts before it, for an operator.
+EXECUTION = f"""
+SELECT job_id, {EXECUTION_COLUMNS},
+       seconds_until(timeout_at) AS approximate_seconds_before_timed_out
+FROM job_executions
+WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s AND device_id = %(device_id)s
+"""
+ATTEMPTS = """
+SELECT attempt, status, status_details, started_at, finished_at
+FROM job_execution_attempts
+WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s AND device_id = %(device_id)s
+ORDER BY attempt
+"""
+
 # Cancel, as the state machine's table has it for the operator: QUEUED executions become
-# REJECTED, then the job CANCELED, only while it is IN_PROGRESS. Executions are locked before the
-# job row, the order every device update takes them in.
+# REJECTED, with force IN_PROGRESS ones CANCELED too, then the job CANCELED, only while it is
+# IN_PROGRESS. Executions are locked before the job row, the order every device update takes
+# them in.
 CANCELABLE = job_sources(JobStatus.CANCELED, Actor.OPERATOR)
+STOPPABLE = sources(ExecutionStatus.CANCELED, Actor.OPERATOR)  # what force=true also ends
 REJECT_QUEUED = sql.SQL("""
 UPDATE job_executions e
 SET status = {rejected}, status_details = %(details)s,
@@ -154,6 +179,33 @@ WHERE e.tenant_id = current_setting('jobs.tenant_id', true) AND e.job_id = %(job
     rejectable=sql_list(sources(ExecutionStatus.REJECTED, Actor.OPERATOR)),
     cancelable=sql_list(CANCELABLE),
 )
+CANCEL_RUNNING = sql.SQL("""
+UPDATE job_executions e
+SET status = {canceled}, status_details = %(details)s, execution_number = e.execution_number + 1,
+    last_updated_at = now(), timeout_at = NULL, sweep_at = NULL
+WHERE e.tenant_id = current_setting('jobs.tenant_id', true) AND e.job_id = %(job_id)s
+  AND e.status IN ({stoppable}) AND %(force)s
+  AND EXISTS (SELECT 1 FROM jobs j
+              WHERE j.tenant_id = e.tenant_id AND j.job_id = e.job_id AND j.status IN ({cancelable}))
+""").format(
+    canceled=sql.Literal(str(ExecutionStatus.CANCELED)), stoppable=sql_list(STOPPABLE), cancelable=sql_list(CANCELABLE)
+)
+# One device's execution: a QUEUED one REJECTED, with force a running one CANCELED, whatever the job's
+# status (a soft-canceled job's running executions may be stopped one by one); then the job
+# completes if that was its last active execution.
+CANCEL_EXECUTION = """
+UPDATE job_executions e
+SET status = CASE WHEN e.status = ANY(%(rejectable)s) THEN %(rejected)s ELSE %(canceled)s END,
+    status_details = %(details)s, execution_number = e.execution_number + 1, last_updated_at = now(),
+    timeout_at = NULL, sweep_at = NULL
+WHERE e.tenant_id = current_setting('jobs.tenant_id', true) AND e.job_id = %(job_id)s
+  AND e.device_id = %(device_id)s
+  AND e.status = ANY(%(sources)s)
+  AND (%(expected)s::bigint IS NULL OR e.execution_number = %(expected)s::bigint)
+RETURNING e.job_id
+"""
+COMPLETE_JOB = "SELECT complete_finished_jobs(ARRAY[%(tenant_id)s], ARRAY[%(job_id)s])"
+
 CANCEL = sql.SQL("""
 UPDATE jobs SET status = {canceled}, updated_at = now()
 WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s AND status IN ({cancelable})
@@ -171,7 +223,12 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
         targets = TARGET_GROUP
     else:
         targets = TARGET_ALL
-    params = request.model_dump(exclude={"job_id", "document_params"}) | {
+    retries_failed, retries_timed_out, retries_shared = retry_budget(request)
+    params = request.model_dump(exclude={"job_id", "document_params", "retry"}) | {
+        "retry": Jsonb([criterion.model_dump() for criterion in request.retry]) if request.retry else None,
+        "retries_failed": retries_failed,
+        "retries_timed_out": retries_timed_out,
+        "retries_shared": retries_shared,
         "job_id": request.job_id or str(uuid.uuid4()),
         "document_params": Jsonb(request.document_params),
         "created_by": user,
@@ -283,11 +340,23 @@ def detail(db: Database, tenant_id: str, job_id: str, limit: int, cursor: str | 
     return JobDetail(**row, counts=counts, executions=executions, next_cursor=next_cursor)
 
 
-def cancel(db: Database, tenant_id: str, job_id: str, reason: str | None) -> JobCanceled:
-    params = {"job_id": job_id, "details": Jsonb({"reason": reason or DEFAULT_CANCEL_REASON})}
+def retry_budget(request: JobCreate) -> tuple[int, int, bool]:
+    """What the retry criteria allow: (retries of a FAILED attempt, of a TIMED_OUT one, whether
+    the two draw on one budget). A criterion for a failure type governs it; ALL governs the types
+    without one of their own; ALL alone is one budget for both."""
+    given = {criterion.failure_type: criterion.number_of_retries for criterion in request.retry or []}
+    if set(given) == {"ALL"}:
+        return given["ALL"], given["ALL"], True
+    fallback = given.get("ALL", 0)
+    return given.get("FAILED", fallback), given.get("TIMED_OUT", fallback), False
+
+
+def cancel(db: Database, tenant_id: str, job_id: str, reason: str | None, force: bool = False) -> JobCanceled:
+    params = {"job_id": job_id, "details": Jsonb({"reason": reason or DEFAULT_CANCEL_REASON}), "force": force}
     with db.transaction() as conn:
         scope_to_tenant(conn, tenant_id)
         conn.execute(REJECT_QUEUED, params)
+        conn.execute(CANCEL_RUNNING, params)
         canceled = conn.execute(CANCEL, params)
         current = conn.execute(STATUS, params)
     row = canceled.fetchone()
@@ -297,3 +366,50 @@ def cancel(db: Database, tenant_id: str, job_id: str, reason: str | None) -> Job
     if found is None:
         raise NotFound(f"job {job_id} not found")
     raise InvalidRequest(f"only an {' or '.join(CANCELABLE)} job can be canceled; this one is {found['status']}")
+
+
+def execution(db: Database, tenant_id: str, job_id: str, device_id: str) -> ExecutionDetail:
+    """One device's execution of a job, with the attempts before this one."""
+    params = {"job_id": job_id, "device_id": device_id}
+    with db.transaction() as conn:
+        scope_to_tenant(conn, tenant_id)
+        found = conn.execute(EXECUTION, params)
+        attempts = conn.execute(ATTEMPTS, params)
+    row = found.fetchone()
+    if row is None:
+        raise NotFound(f"no execution of job {job_id} for device {device_id}")
+    return ExecutionDetail(**row, attempts=[Attempt(**attempt) for attempt in attempts.fetchall()])
+
+
+def cancel_execution(
+    db: Database, tenant_id: str, job_id: str, device_id: str, request: ExecutionCancel, force: bool
+) -> ExecutionDetail:
+    """A QUEUED execution REJECTED, with force a running one CANCELED (status_details {"reason"})."""
+    reject = sources(ExecutionStatus.REJECTED, Actor.OPERATOR)
+    params = {
+        "tenant_id": tenant_id,
+        "job_id": job_id,
+        "device_id": device_id,
+        "details": Jsonb({"reason": request.reason or DEFAULT_CANCEL_REASON}),
+        "rejectable": reject,
+        "rejected": str(ExecutionStatus.REJECTED),
+        "canceled": str(ExecutionStatus.CANCELED),
+        "sources": reject + (STOPPABLE if force else []),
+        "expected": request.execution_number,
+    }
+    with db.transaction() as conn:
+        scope_to_tenant(conn, tenant_id)
+        changed = conn.execute(CANCEL_EXECUTION, params)
+        conn.execute(COMPLETE_JOB, params)
+        found = conn.execute(EXECUTION, params)
+    row = found.fetchone()
+    if row is None:
+        raise NotFound(f"no execution of job {job_id} for device {device_id}")
+    if changed.fetchone() is None:
+        status = ExecutionStatus(row["status"])
+        if request.execution_number is not None and request.execution_number != row["execution_number"]:
+            raise Conflict(f"execution_number {request.execution_number} is stale: it is at {row['execution_number']}")
+        if str(status) in STOPPABLE:
+            raise InvalidRequest(f"the execution is {status}: cancel it with force=true to end it while it runs")
+        raise InvalidRequest(f"the execution is {status}: only a QUEUED (or, with force, IN_PROGRESS) one can be")
+    return execution(db, tenant_id, job_id, device_id)

@@ -44,6 +44,8 @@ def migrate(conninfo: str) -> list[str]:
         finally:
             backend.connection.close()
         with lock.transaction():  # all the functions or none
+            # the files' order does not matter: bodies are checked when first called, as pg_dump does
+            lock.execute("SET LOCAL check_function_bodies = false")
             for path in function_files():
                 lock.execute(path.read_bytes())
         return [migration.id for migration in pending]

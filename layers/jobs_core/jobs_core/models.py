@@ -86,9 +86,14 @@ class Document(Model):
     params: dict[str, Any]
 
 
+MAX_TIMEOUT_MINUTES = 10080  # 7 days, as AWS allows
+TimeoutMinutes = Annotated[int, Field(ge=1, le=MAX_TIMEOUT_MINUTES)]
+
+
 class PendingJob(Model):
     job_id: str
     execution_number: int
+    attempt: int = Field(description="1, then +1 for each retry (AWS's executionNumber)")
     document: Document
     queued_at: Timestamp
     expires_at: Timestamp | None
@@ -98,17 +103,38 @@ class PendingJobs(Model):
     jobs: list[PendingJob]
 
 
-class Execution(Model):
+class Deadline(Model):
+    timeout_at: Timestamp | None = Field(
+        description="when the execution times out unless it finishes (or a new step timeout moves it); null: never"
+    )
+    approximate_seconds_before_timed_out: int | None = Field(description="from now to timeout_at, as AWS names it")
+
+
+class Execution(Deadline):
     job_id: str
     device_id: str
     status: ExecutionStatus
     status_details: dict[str, Any] | None
     execution_number: int
+    attempt: int
     document: Document
     queued_at: Timestamp
     started_at: Timestamp | None
     last_updated_at: Timestamp
     expires_at: Timestamp | None
+
+
+class NextExecution(Model):
+    execution: Execution | None = Field(description="the execution now IN_PROGRESS; null when there is none")
+
+
+class StartNext(Request):
+    """PUT /device/v1/jobs/next: the IN_PROGRESS execution, else claim the oldest claimable QUEUED one."""
+
+    status_details: StatusDetails | None = None
+    step_timeout_minutes: TimeoutMinutes | None = Field(
+        default=None, description="a deadline for this step, from now (replaces the previous step's)"
+    )
 
 
 class ExecutionUpdate(Request):
@@ -119,13 +145,17 @@ class ExecutionUpdate(Request):
     execution_number: int | None = Field(
         default=None, ge=1, le=2**31 - 1, description="the version the device last saw; 409 if it changed"
     )
+    step_timeout_minutes: TimeoutMinutes | None = Field(
+        default=None, description="with IN_PROGRESS: a deadline for this step, from now (replaces the previous one)"
+    )
 
 
-class ExecutionUpdated(Model):
+class ExecutionUpdated(Deadline):
     job_id: str
     device_id: str
-    status: ExecutionStatus
+    status: ExecutionStatus = Field(description="QUEUED when a FAILED attempt had a retry left")
     execution_number: int = Field(description="the new version, to send with the next update")
+    attempt: int
 
 
 class ErrorBody(Model):
@@ -134,6 +164,11 @@ class ErrorBody(Model):
 
 
 # Operator API
+
+
+class RetryCriterion(Request):
+    failure_type: Literal["FAILED", "TIMED_OUT", "ALL"]
+    number_of_retries: int = Field(ge=0, le=10)
 
 
 class JobCreate(Request):
@@ -146,12 +181,23 @@ class JobCreate(Request):
     target_group_id: str | None = Field(default=None, pattern=DEVICE_ID_PATTERN)
     target_all: bool = False
     expires_in_hours: int | None = Field(default=24, ge=1, le=720, description="null: never expires")
+    timeout_minutes: TimeoutMinutes | None = Field(
+        default=None, description="an execution IN_PROGRESS longer than this is TIMED_OUT; null: no limit"
+    )
+    retry: list[RetryCriterion] | None = Field(
+        default=None,
+        max_length=2,
+        description="a FAILED or TIMED_OUT execution with retries left is QUEUED again as a new attempt",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_target(self) -> JobCreate:
         chosen = [self.target_device_id is not None, self.target_group_id is not None, self.target_all]
         if sum(chosen) != 1:
             raise ValueError("exactly one of target_device_id, target_group_id, target_all must be set")
+        types = [criterion.failure_type for criterion in self.retry or []]
+        if len(set(types)) != len(types):
+            raise ValueError("at most one retry criterion per failure_type")
         return self
 
 
@@ -173,9 +219,11 @@ class JobSummary(Model):
     expires_at: Timestamp | None
     created_by: str | None
     created_at: Timestamp
+    timeout_minutes: int | None
+    retry: list[dict[str, Any]] | None
     total_executions: int
     succeeded_count: int
-    failed_count: int = Field(description="FAILED, TIMED_OUT and REJECTED")
+    failed_count: int = Field(description="FAILED, TIMED_OUT, REJECTED and CANCELED")
 
 
 class ExecutionSummary(Model):
@@ -183,9 +231,26 @@ class ExecutionSummary(Model):
     status: ExecutionStatus
     status_details: dict[str, Any] | None
     execution_number: int
+    attempt: int
     queued_at: Timestamp
     started_at: Timestamp | None
     last_updated_at: Timestamp
+    timeout_at: Timestamp | None
+
+
+class Attempt(Model):
+    """An attempt that ended and was retried."""
+
+    attempt: int
+    status: ExecutionStatus
+    status_details: dict[str, Any] | None
+    started_at: Timestamp | None
+    finished_at: Timestamp
+
+
+class ExecutionDetail(ExecutionSummary, Deadline):
+    job_id: str
+    attempts: list[Attempt] = Field(description="the attempts before this one, oldest first, with their outcomes")
 
 
 class JobDetail(JobSummary):
@@ -203,3 +268,10 @@ class JobCancel(Request):
 class JobCanceled(Model):
     job_id: str
     status: JobStatus
+
+
+class ExecutionCancel(Request):
+    reason: Text | None = Field(default=None, max_length=1024)
+    execution_number: int | None = Field(
+        default=None, ge=1, description="the version the operator last saw; 409 if it changed"
+    )

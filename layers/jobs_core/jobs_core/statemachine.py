@@ -19,6 +19,7 @@ class ExecutionStatus(StrEnum):
     FAILED = "FAILED"
     REJECTED = "REJECTED"
     TIMED_OUT = "TIMED_OUT"
+    CANCELED = "CANCELED"  # ended by the operator while it ran (force cancel): not the device's outcome
 
 
 class JobStatus(StrEnum):
@@ -39,6 +40,9 @@ class Transition(NamedTuple):
     target: ExecutionStatus
     actor: Actor
     claim: bool = False  # needs a claimable job (running, unexpired); sets started_at
+    # A retry: the attempt ends with this outcome (kept in the execution's attempts), and the
+    # execution is QUEUED again as the next attempt, in the same change.
+    retry_of: ExecutionStatus | None = None
 
 
 class JobTransition(NamedTuple):
@@ -50,6 +54,7 @@ class JobTransition(NamedTuple):
 Q, P = ExecutionStatus.QUEUED, ExecutionStatus.IN_PROGRESS
 S, F = ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED
 R, T = ExecutionStatus.REJECTED, ExecutionStatus.TIMED_OUT
+X = ExecutionStatus.CANCELED
 
 # Every execution transition there is.
 TRANSITIONS: frozenset[Transition] = frozenset(
@@ -60,9 +65,12 @@ TRANSITIONS: frozenset[Transition] = frozenset(
         Transition(P, S, Actor.DEVICE),
         Transition(P, F, Actor.DEVICE),
         Transition(P, R, Actor.DEVICE),
+        Transition(P, Q, Actor.DEVICE, retry_of=F),  # FAILED with a retry left
         Transition(Q, R, Actor.OPERATOR),  # cancel: status_details {"reason": ...}
+        Transition(P, X, Actor.OPERATOR),  # force cancel: the operator ends it while it runs
         Transition(Q, T, Actor.SWEEP),  # the job expired
-        Transition(P, T, Actor.SWEEP),
+        Transition(P, T, Actor.SWEEP),  # the job expired, or its in-progress or step timeout passed
+        Transition(P, Q, Actor.SWEEP, retry_of=T),  # timed out with a retry left
     }
 )
 
@@ -74,22 +82,33 @@ JOB_TRANSITIONS: frozenset[JobTransition] = frozenset(
     }
 )
 
-TERMINAL: frozenset[ExecutionStatus] = frozenset({S, F, R, T})
+TERMINAL: frozenset[ExecutionStatus] = frozenset({S, F, R, T, X})
 ACTIVE: frozenset[ExecutionStatus] = frozenset({Q, P})
 
-# What a device may ask for in PUT .../execution.
-DEVICE_TARGETS: frozenset[ExecutionStatus] = frozenset(t.target for t in TRANSITIONS if t.actor is Actor.DEVICE)
+# What a device may ask for in PUT .../execution (a retry is what follows a FAILED, not a request).
+DEVICE_TARGETS: frozenset[ExecutionStatus] = frozenset(
+    t.target for t in TRANSITIONS if t.actor is Actor.DEVICE and t.retry_of is None
+)
 
 
 def allowed(source: ExecutionStatus, target: ExecutionStatus, actor: Actor) -> bool:
-    return any(t.source is source and t.target is target and t.actor is actor for t in TRANSITIONS)
+    return any(
+        t.source is source and t.target is target and t.actor is actor and t.retry_of is None for t in TRANSITIONS
+    )
 
 
 # Cached (the table never changes at run time); callers only read the lists they get.
 @cache
 def sources(target: ExecutionStatus, actor: Actor) -> list[str]:
     """The statuses from which `actor` may move an execution to `target`: the compare-and-set's WHERE."""
-    return sorted(str(t.source) for t in TRANSITIONS if t.target is target and t.actor is actor)
+    return sorted(str(t.source) for t in TRANSITIONS if t.target is target and t.actor is actor and t.retry_of is None)
+
+
+@cache
+def retry_sources(outcome: ExecutionStatus, actor: Actor) -> list[str]:
+    """The statuses from which an attempt that `actor` ends with `outcome` may be retried (QUEUED
+    again as the next attempt), when the job's retry criteria leave a retry."""
+    return sorted(str(t.source) for t in TRANSITIONS if t.retry_of is outcome and t.actor is actor)
 
 
 @cache
@@ -105,3 +124,10 @@ def is_claim(source: ExecutionStatus, target: ExecutionStatus) -> bool:
 def job_sources(target: JobStatus, actor: Actor) -> list[str]:
     """The job statuses from which `actor` may move a job to `target`."""
     return sorted(str(t.source) for t in JOB_TRANSITIONS if t.target is target and t.actor is actor)
+
+
+@cache
+def retry_target(outcome: ExecutionStatus, actor: Actor) -> str | None:
+    """What an attempt that ends with `outcome` becomes when it is retried (QUEUED), if it may be."""
+    targets = sorted({str(t.target) for t in TRANSITIONS if t.retry_of is outcome and t.actor is actor})
+    return targets[0] if targets else None

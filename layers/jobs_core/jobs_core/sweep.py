@@ -23,12 +23,14 @@ from pydantic import BaseModel
 from jobs_core.db import Connection, Database, sql_list
 from jobs_core.observability import logger
 from jobs_core.settings import settings
-from jobs_core.statemachine import Actor, ExecutionStatus, sources
+from jobs_core.statemachine import Actor, ExecutionStatus, retry_sources, retry_target, sources
 
 SWEEP_LOCK = 0x10B55EE9  # pg_try_advisory_xact_lock key: one sweep transaction at a time
 
-# The sweep's transition, as the state machine's table has it: active executions that are due
-# become TIMED_OUT. %(now)s is the time the sweep runs as (now(), unless simulated).
+# The sweep's transitions, as the state machine's table has them: an active execution that is due
+# becomes TIMED_OUT; one whose in-progress or step timeout passed (its job still running) and that
+# has a retry left ends its attempt TIMED_OUT (kept in job_execution_attempts) and is QUEUED again
+# as the next attempt. %(now)s is the time the sweep runs as (now(), unless simulated).
 EXPIRABLE = sql_list(sources(ExecutionStatus.TIMED_OUT, Actor.SWEEP))
 DUE = sql.SQL("""
 SELECT e.ctid
@@ -41,37 +43,71 @@ ORDER BY e.sweep_at
 LIMIT %(batch_size)s
 FOR UPDATE OF e SKIP LOCKED  -- a device mid-update keeps its row; a later batch takes it
 """).format(expirable=EXPIRABLE)
-
-# The normal path: find a batch, lock it and time it out in one statement. The rows are locked by
-# this transaction, so their ctids hold until it ends: a TID scan.
-TIME_OUT_BATCH = sql.SQL("""
-WITH batch AS ({due}), timed_out AS (
-    UPDATE job_executions e
-    SET status = {timed_out}, execution_number = e.execution_number + 1,
-        last_updated_at = coalesce(%(now)s, now()), sweep_at = NULL
-    WHERE e.ctid = ANY (ARRAY(SELECT ctid FROM batch))
-    RETURNING e.tenant_id, e.job_id
-)
-SELECT tenant_id, job_id, count(*) AS timed_out
-FROM timed_out
-GROUP BY tenant_id, job_id
-""").format(due=DUE, timed_out=sql.Literal(str(ExecutionStatus.TIMED_OUT)))
-
 # When a batch failed: the same rows by ctid, re-checked (they are no longer locked), in parts.
-TIME_OUT = sql.SQL("""
-WITH timed_out AS (
+BY_CTIDS = sql.SQL("""
+SELECT e.ctid
+FROM job_executions e
+WHERE e.ctid = ANY (%(ctids)s::tid[])
+  AND e.status IN ({expirable})
+  AND e.sweep_at <= coalesce(%(now)s, now())
+FOR UPDATE OF e
+""").format(expirable=EXPIRABLE)
+
+# Time out (or retry) the rows `batch` selects, in one statement. The rows are locked by this
+# transaction, so their ctids hold until it ends: a TID scan. Whether a row may be retried is read
+# from its job only for rows whose own timeout passed (an expired job's rows are never retried).
+TIME_OUT_ROWS = """
+WITH batch AS ({batch}), due AS (
+    SELECT e.ctid, e.tenant_id, e.job_id, e.device_id, e.attempt, e.started_at, e.status_details,
+           coalesce(e.timeout_at <= coalesce(%(now)s, now()), false) AND e.status = ANY (%(retry_sources)s)
+               AS may_retry,
+           e.retried_failed, e.retried_timed_out
+    FROM job_executions e
+    WHERE e.ctid = ANY (ARRAY(SELECT ctid FROM batch))
+), decided AS (
+    SELECT d.*, coalesce(r.retry, false) AS retry, r.expires_at
+    FROM due d
+    LEFT JOIN LATERAL (
+        SELECT (j.expires_at IS NULL OR j.expires_at > coalesce(%(now)s, now()))
+               AND CASE WHEN j.retries_shared THEN d.retried_failed + d.retried_timed_out
+                        ELSE d.retried_timed_out END < j.retries_timed_out AS retry,
+               j.expires_at
+        FROM jobs j
+        WHERE j.tenant_id = d.tenant_id AND j.job_id = d.job_id AND d.may_retry
+    ) r ON true
+), changed AS (
     UPDATE job_executions e
-    SET status = {timed_out}, execution_number = e.execution_number + 1,
-        last_updated_at = coalesce(%(now)s, now()), sweep_at = NULL
-    WHERE e.ctid = ANY (%(ctids)s::tid[])
-      AND e.status IN ({expirable})
-      AND e.sweep_at <= coalesce(%(now)s, now())
-    RETURNING e.tenant_id, e.job_id
+    SET status = CASE WHEN d.retry THEN %(requeued)s ELSE %(timed_out)s END,
+        status_details = CASE WHEN d.retry THEN NULL ELSE e.status_details END,
+        execution_number = e.execution_number + 1,
+        attempt = e.attempt + d.retry::integer,
+        retried_timed_out = e.retried_timed_out + d.retry::integer,
+        last_updated_at = coalesce(%(now)s, now()),
+        started_at = CASE WHEN d.retry THEN NULL ELSE e.started_at END,
+        step_timeout_at = NULL, timeout_at = NULL,
+        sweep_at = CASE WHEN d.retry THEN d.expires_at END
+    FROM decided d
+    WHERE e.ctid = d.ctid
+    RETURNING e.tenant_id, e.job_id, d.retry
+), ended_attempts AS (
+    INSERT INTO job_execution_attempts
+        (tenant_id, job_id, device_id, attempt, status, status_details, started_at, finished_at)
+    SELECT d.tenant_id, d.job_id, d.device_id, d.attempt, %(timed_out)s, d.status_details, d.started_at,
+           coalesce(%(now)s, now())
+    FROM decided d
+    WHERE d.retry
 )
-SELECT tenant_id, job_id, count(*) AS timed_out
-FROM timed_out
+SELECT tenant_id, job_id, count(*) FILTER (WHERE NOT retry) AS timed_out, count(*) FILTER (WHERE retry) AS retried
+FROM changed
 GROUP BY tenant_id, job_id
-""").format(timed_out=sql.Literal(str(ExecutionStatus.TIMED_OUT)), expirable=EXPIRABLE)
+"""
+TIME_OUT_BATCH = sql.SQL(TIME_OUT_ROWS).format(batch=DUE)
+TIME_OUT = sql.SQL(TIME_OUT_ROWS).format(batch=BY_CTIDS)
+TRANSITIONS = {
+    "timed_out": str(ExecutionStatus.TIMED_OUT),
+    "requeued": retry_target(ExecutionStatus.TIMED_OUT, Actor.SWEEP),
+    "retry_sources": retry_sources(ExecutionStatus.TIMED_OUT, Actor.SWEEP),
+}
 
 # The same rule as a device's last update (sql/jobs.sql).
 COMPLETE_JOBS = "SELECT complete_finished_jobs(%(tenant_ids)s, %(job_ids)s) AS completed"
@@ -81,6 +117,7 @@ DESCRIBE_ROW = "SELECT tenant_id, job_id, device_id FROM job_executions WHERE ct
 
 class SweepResult(BaseModel):
     timed_out: int = 0
+    retried: int = 0  # timed out with a retry left: QUEUED again as the next attempt
     completed: int = 0
     failed: int = 0  # rows whose time-out failed, left for the next run
     batches: int = 0
@@ -122,7 +159,7 @@ def _locked(db: Database) -> Connection:
 def _batch(db: Database, result: SweepResult, failed: list[str], batch_size: int, now: datetime | None) -> int:
     """Time out a batch of due rows in one statement; returns how many it found. If that fails
     on a value of some row, the batch's rows are timed out in parts around the failing ones."""
-    params = {"now": now, "batch_size": batch_size, "skip": failed}
+    params = {"now": now, "batch_size": batch_size, "skip": failed, **TRANSITIONS}
     try:
         with db.transaction(role=settings().sweeper_role, pipeline=False):
             conn = _locked(db)
@@ -134,23 +171,33 @@ def _batch(db: Database, result: SweepResult, failed: list[str], batch_size: int
             ctids = [row["ctid"] for row in _locked(db).execute(DUE, params)]
         _retry(db, result, failed, ctids, now)
         return len(ctids)
-    result.timed_out, result.completed = result.timed_out + done[0], result.completed + done[1]
-    return done[0]
+    _add(result, done)
+    return done[0] + done[2]
 
 
-def _completed(conn: Connection, jobs: list[DictRow]) -> tuple[int, int]:
-    """Complete the jobs whose executions were timed out (jobs: tenant_id, job_id, timed_out):
-    (timed out, completed)."""
+def _completed(conn: Connection, jobs: list[DictRow]) -> tuple[int, int, int]:
+    """Complete the jobs whose executions were timed out (jobs: tenant_id, job_id, timed_out,
+    retried): (timed out, completed, retried)."""
     if not jobs:
-        return 0, 0
+        return 0, 0, 0
     touched = {"tenant_ids": [row["tenant_id"] for row in jobs], "job_ids": [row["job_id"] for row in jobs]}
     completed = conn.execute(COMPLETE_JOBS, touched).fetchone()
-    return sum(row["timed_out"] for row in jobs), completed["completed"] if completed else 0
+    return (
+        sum(row["timed_out"] for row in jobs),
+        completed["completed"] if completed else 0,
+        sum(row["retried"] for row in jobs),
+    )
 
 
-def _time_out(conn: Connection, ctids: list[str], now: datetime | None) -> tuple[int, int]:
+def _add(result: SweepResult, done: tuple[int, int, int]) -> None:
+    result.timed_out += done[0]
+    result.completed += done[1]
+    result.retried += done[2]
+
+
+def _time_out(conn: Connection, ctids: list[str], now: datetime | None) -> tuple[int, int, int]:
     """Time out these rows (if still due) and complete the jobs they finished."""
-    return _completed(conn, conn.execute(TIME_OUT, {"ctids": ctids, "now": now}).fetchall())
+    return _completed(conn, conn.execute(TIME_OUT, {"ctids": ctids, "now": now, **TRANSITIONS}).fetchall())
 
 
 def _retry(db: Database, result: SweepResult, failed: list[str], ctids: list[str], now: datetime | None) -> None:
@@ -171,7 +218,7 @@ def _retry(db: Database, result: SweepResult, failed: list[str], ctids: list[str
                 raise
             _retry(db, result, failed, part, now)
         else:
-            result.timed_out, result.completed = result.timed_out + done[0], result.completed + done[1]
+            _add(result, done)
 
 
 def _isolable(exc: psycopg.Error) -> bool:

@@ -37,7 +37,8 @@ BEGIN
     SELECT coalesce(json_agg(p ORDER BY p.queued_at, p.job_id), '[]')
     INTO pending
     FROM (
-        SELECT e.job_id, e.execution_number, e.queued_at, j.document_type, j.document_params, j.expires_at
+        SELECT e.job_id, e.execution_number, e.attempt, e.queued_at, j.document_type, j.document_params,
+               j.expires_at
         FROM job_executions e
         JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.job_id
         WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
@@ -49,25 +50,29 @@ BEGIN
     ) p;
 END $$;
 
--- One execution of the device, with its job's document; the execution columns are
--- NULL when the device has no execution of that job.
-CREATE OR REPLACE FUNCTION device_describe(p_token_hash text, p_job_id text,
-                                           OUT tenant_id text, OUT device_id text,
-                                           OUT job_id text, OUT status text, OUT status_details jsonb,
-                                           OUT execution_number integer, OUT queued_at timestamptz,
-                                           OUT started_at timestamptz, OUT last_updated_at timestamptz,
-                                           OUT document_type text, OUT document_params jsonb,
-                                           OUT expires_at timestamptz)
+-- An execution as a device sees it, with its job's document, as one JSON object (new fields
+-- do not change the function's shape).
+CREATE OR REPLACE FUNCTION execution_json(e job_executions, j jobs) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT json_build_object(
+        'job_id', e.job_id, 'device_id', e.device_id, 'status', e.status, 'status_details', e.status_details,
+        'execution_number', e.execution_number, 'attempt', e.attempt,
+        'document', json_build_object('type', j.document_type, 'params', j.document_params),
+        'queued_at', e.queued_at, 'started_at', e.started_at, 'last_updated_at', e.last_updated_at,
+        'expires_at', j.expires_at, 'timeout_at', e.timeout_at,
+        'approximate_seconds_before_timed_out', seconds_until(e.timeout_at))
+$$;
+
+-- One execution of the device; execution NULL when the device has no execution of that job.
+CREATE OR REPLACE FUNCTION device_execution(p_token_hash text, p_job_id text,
+                                            OUT tenant_id text, OUT device_id text, OUT execution json)
 LANGUAGE plpgsql AS $$
 BEGIN
     SELECT d.tenant_id, d.device_id INTO tenant_id, device_id FROM device_scope(p_token_hash) d;
     IF tenant_id IS NULL THEN
         RETURN;
     END IF;
-    SELECT e.job_id, e.status, e.status_details, e.execution_number, e.queued_at, e.started_at,
-           e.last_updated_at, j.document_type, j.document_params, j.expires_at
-    INTO job_id, status, status_details, execution_number, queued_at, started_at,
-         last_updated_at, document_type, document_params, expires_at
+    SELECT execution_json(e, j) INTO execution
     FROM job_executions e
     JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.job_id
     WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
@@ -76,18 +81,91 @@ BEGIN
       AND j.job_id = p_job_id;
 END $$;
 
+-- Start-next: the device's IN_PROGRESS execution if it has one (unchanged), else claim its oldest
+-- claimable QUEUED one (p_claim_sources to p_claimed, as the caller's table says). Of concurrent
+-- calls, each claims a different one, and none two: a row another call is claiming is waited for
+-- (each call holds one lock at most: no deadlock) and, claimed by then, passed over for the next;
+-- a call left with nothing to claim returns what its siblings claimed, committed by then.
+CREATE OR REPLACE FUNCTION device_start_next(p_token_hash text, p_claimed text, p_claim_sources text[],
+                                             p_status_details jsonb, p_step_timeout_minutes integer,
+                                             OUT tenant_id text, OUT device_id text, OUT execution json)
+LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT d.tenant_id, d.device_id INTO tenant_id, device_id FROM device_scope(p_token_hash) d;
+    IF tenant_id IS NULL THEN
+        RETURN;
+    END IF;
+    execution := current_device_execution(p_claimed);
+    IF execution IS NOT NULL THEN
+        RETURN;
+    END IF;
+    WITH next AS (
+        SELECT e.job_id, j.timeout_minutes, j.expires_at
+        FROM job_executions e
+        JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.job_id
+        WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
+          AND e.device_id = current_setting('jobs.device_id', true)
+          AND e.status = 'QUEUED'  -- the device's pending queue (a partial index)
+          AND e.status = ANY(p_claim_sources)
+          AND job_claimable(j.status, j.expires_at)
+        ORDER BY e.queued_at, e.job_id
+        LIMIT 1
+        FOR UPDATE OF e
+    ), claimed AS (
+        UPDATE job_executions e
+        SET status = p_claimed,
+            status_details = coalesce(p_status_details, e.status_details),
+            execution_number = e.execution_number + 1,
+            last_updated_at = now(),
+            started_at = now(),
+            step_timeout_at = now() + make_interval(mins => p_step_timeout_minutes),
+            timeout_at = least(now() + make_interval(mins => n.timeout_minutes),
+                               now() + make_interval(mins => p_step_timeout_minutes)),
+            sweep_at = least(n.expires_at, now() + make_interval(mins => n.timeout_minutes),
+                             now() + make_interval(mins => p_step_timeout_minutes))
+        FROM next n
+        WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
+          AND e.device_id = current_setting('jobs.device_id', true)
+          AND e.job_id = n.job_id
+        RETURNING e.*
+    )
+    SELECT execution_json(ROW(c.*)::job_executions, j) INTO execution
+    FROM claimed c
+    JOIN jobs j ON j.tenant_id = c.tenant_id AND j.job_id = c.job_id;
+    IF execution IS NULL THEN
+        execution := current_device_execution(p_claimed);  -- a new snapshot: the claims we waited for
+    END IF;
+END $$;
+
+-- The scoped device's oldest execution in p_status (IN_PROGRESS), as JSON; NULL if none.
+CREATE OR REPLACE FUNCTION current_device_execution(p_status text) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT execution_json(e, j)
+    FROM job_executions e
+    JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.job_id
+    WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
+      AND e.device_id = current_setting('jobs.device_id', true)
+      AND e.status = p_status
+    ORDER BY e.started_at, e.job_id
+    LIMIT 1
+$$;
+
 -- The compare-and-set of a device update. `locked` takes the row lock only while the row still
 -- allows the transition (status and version are re-checked on the latest row version after any
--- wait), so of N concurrent claims exactly one updates. A move from one of p_claim_sources is a
--- claim: it needs a claimable job and sets started_at. `found` is the row as the statement first
--- saw it: when nothing was updated (status NULL), it tells the caller why. found_status NULL: the
--- device has no execution of the job.
+-- wait), so of N concurrent claims exactly one updates. As the caller's table says: a move from
+-- p_claim_sources is a claim (a claimable job; sets started_at); an outcome from p_retry_sources
+-- with a retry left ends the attempt (kept in job_execution_attempts) and queues the next one
+-- (p_requeued), in the same change. A step timeout sets a new deadline for this step; timeout_at
+-- is the earlier of it and the job's in-progress timeout. `found` is the row as the statement
+-- first saw it: when nothing was updated (execution NULL), it tells the caller why.
+-- found_status NULL: the device has no execution of the job.
 CREATE OR REPLACE FUNCTION device_update(p_token_hash text, p_job_id text, p_status text, p_sources text[],
-                                         p_claim_sources text[], p_expected integer, p_status_details jsonb,
-                                         p_terminal boolean,
+                                         p_claim_sources text[], p_retry_sources text[], p_requeued text,
+                                         p_expected bigint, p_status_details jsonb, p_terminal boolean,
+                                         p_step_timeout_minutes integer,
                                          OUT tenant_id text, OUT device_id text,
-                                         OUT found_status text, OUT found_number integer, OUT claimable boolean,
-                                         OUT status text, OUT execution_number integer)
+                                         OUT found_status text, OUT found_number bigint, OUT claimable boolean,
+                                         OUT execution json)
 LANGUAGE plpgsql AS $$
 BEGIN
     SELECT d.tenant_id, d.device_id INTO tenant_id, device_id FROM device_scope(p_token_hash) d;
@@ -95,7 +173,8 @@ BEGIN
         RETURN;
     END IF;
     WITH found AS (
-        SELECT e.status, e.execution_number, job_claimable(j.status, j.expires_at) AS claimable
+        SELECT e.status, e.execution_number, job_claimable(j.status, j.expires_at) AS claimable,
+               j.expires_at, j.timeout_minutes, j.retries_failed, j.retries_shared
         FROM job_executions e
         JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.job_id
         WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
@@ -104,8 +183,23 @@ BEGIN
           AND j.job_id = p_job_id
     ), locked AS (
         -- the job as `found` read it: a waiting lock re-reads the execution, not the job
-        SELECT e.status AS previous
-        FROM job_executions e, found f
+        SELECT e.attempt, e.started_at AS attempt_started_at, e.status_details AS attempt_details,
+               r.retry, n.started_at, n.step_timeout_at,
+               CASE WHEN r.retry OR p_terminal THEN NULL
+                    ELSE least(n.started_at + make_interval(mins => f.timeout_minutes), n.step_timeout_at)
+               END AS timeout_at,
+               f.expires_at
+        FROM job_executions e, found f,
+             LATERAL (SELECT e.status = ANY(p_retry_sources)
+                             AND CASE WHEN f.retries_shared THEN e.retried_failed + e.retried_timed_out
+                                      ELSE e.retried_failed END < f.retries_failed AS retry) r,
+             LATERAL (SELECT CASE WHEN r.retry THEN NULL
+                                  WHEN e.status = ANY(p_claim_sources) THEN now()
+                                  ELSE e.started_at END AS started_at,
+                             CASE WHEN r.retry OR p_terminal THEN NULL
+                                  WHEN p_step_timeout_minutes IS NOT NULL
+                                      THEN now() + make_interval(mins => p_step_timeout_minutes)
+                                  ELSE e.step_timeout_at END AS step_timeout_at) n
         WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
           AND e.device_id = current_setting('jobs.device_id', true)
           AND e.job_id = p_job_id
@@ -115,23 +209,39 @@ BEGIN
         FOR UPDATE OF e
     ), updated AS (
         UPDATE job_executions e
-        SET status = p_status,
-            status_details = coalesce(p_status_details, e.status_details),
+        SET status = CASE WHEN l.retry THEN p_requeued ELSE p_status END,
+            status_details = CASE WHEN l.retry THEN NULL ELSE coalesce(p_status_details, e.status_details) END,
             execution_number = e.execution_number + 1,
+            attempt = e.attempt + l.retry::integer,
+            retried_failed = e.retried_failed + l.retry::integer,
             last_updated_at = now(),
-            started_at = CASE WHEN l.previous = ANY(p_claim_sources) THEN now() ELSE e.started_at END
+            started_at = l.started_at,
+            step_timeout_at = l.step_timeout_at,
+            timeout_at = l.timeout_at,
+            sweep_at = CASE WHEN p_terminal AND NOT l.retry THEN NULL ELSE least(l.expires_at, l.timeout_at) END
         FROM locked l  -- at most one row: the key below is the whole primary key
         WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
           AND e.device_id = current_setting('jobs.device_id', true)
           AND e.job_id = p_job_id
-        RETURNING e.status, e.execution_number
+        RETURNING e.*
+    ), ended_attempt AS (
+        INSERT INTO job_execution_attempts
+            (tenant_id, job_id, device_id, attempt, status, status_details, started_at, finished_at)
+        SELECT u.tenant_id, u.job_id, u.device_id, l.attempt, p_status,
+               coalesce(p_status_details, l.attempt_details), l.attempt_started_at, now()
+        FROM updated u, locked l
+        WHERE l.retry
     )
-    SELECT f.status, f.execution_number, f.claimable, u.status, u.execution_number
-    INTO found_status, found_number, claimable, status, execution_number
+    SELECT f.status, f.execution_number, f.claimable,
+           CASE WHEN u.job_id IS NOT NULL THEN json_build_object(
+               'job_id', u.job_id, 'device_id', u.device_id, 'status', u.status,
+               'execution_number', u.execution_number, 'attempt', u.attempt, 'timeout_at', u.timeout_at,
+               'approximate_seconds_before_timed_out', seconds_until(u.timeout_at)) END
+    INTO found_status, found_number, claimable, execution
     FROM found f LEFT JOIN updated u ON true;
 
-    IF status IS NULL OR NOT p_terminal THEN
-        RETURN;
+    IF execution IS NULL OR NOT p_terminal OR execution->>'status' <> p_status THEN
+        RETURN;  -- nothing changed, or the execution is still active (in progress, or queued again)
     END IF;
     -- The last execution to finish completes the job. Only a finisher whose own count row (slot)
     -- shows no active execution can be the last, so only such a one goes on to lock the job row.
@@ -148,7 +258,11 @@ BEGIN
     END IF;
 END $$;
 
-REVOKE ALL ON FUNCTION device_scope(text), device_pending(text, integer), device_describe(text, text),
-    device_update(text, text, text, text[], text[], integer, jsonb, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION device_scope(text), device_pending(text, integer), device_describe(text, text),
-    device_update(text, text, text, text[], text[], integer, jsonb, boolean) TO jobs_runtime;
+REVOKE ALL ON FUNCTION device_scope(text), device_pending(text, integer), device_execution(text, text),
+    device_start_next(text, text, text[], jsonb, integer), execution_json(job_executions, jobs),
+    current_device_execution(text),
+    device_update(text, text, text, text[], text[], text[], text, bigint, jsonb, boolean, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION device_scope(text), device_pending(text, integer), device_execution(text, text),
+    device_start_next(text, text, text[], jsonb, integer), execution_json(job_executions, jobs),
+    current_device_execution(text),
+    device_update(text, text, text, text[], text[], text[], text, bigint, jsonb, boolean, integer) TO jobs_runtime;

@@ -12,6 +12,13 @@ LANGUAGE sql STABLE AS $$
     SELECT p_status = 'IN_PROGRESS' AND (p_expires_at IS NULL OR p_expires_at > now())
 $$;
 
+-- Whole seconds from now until a deadline, never negative; NULL when there is none (AWS's
+-- approximateSecondsBeforeTimedOut).
+CREATE OR REPLACE FUNCTION seconds_until(p_at timestamptz) RETURNS integer
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN p_at IS NOT NULL THEN greatest(0, ceil(extract(epoch FROM p_at - now())))::integer END
+$$;
+
 -- Complete each of these jobs that is IN_PROGRESS and has no active execution left, as read from
 -- its count rows (at most 16 a job, kept by triggers), never from its executions. The job rows
 -- are locked first, in one order: whoever locks a job last has seen every other writer's counts
@@ -40,6 +47,7 @@ BEGIN
     RETURN completed;
 END $$;
 
-REVOKE ALL ON FUNCTION job_claimable(text, timestamptz), complete_finished_jobs(text[], text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION job_claimable(text, timestamptz) TO jobs_runtime;
+REVOKE ALL ON FUNCTION job_claimable(text, timestamptz), complete_finished_jobs(text[], text[]),
+    seconds_until(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION job_claimable(text, timestamptz), seconds_until(timestamptz) TO jobs_runtime;
 GRANT EXECUTE ON FUNCTION complete_finished_jobs(text[], text[]) TO jobs_runtime, jobs_sweeper;
