@@ -44,21 +44,21 @@ def scratch_database(server_url: str, prefix: str = "jobs_test") -> Iterator[str
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-EXPIRE = """
-WITH expired AS (
-    UPDATE jobs SET expires_at = now() - interval '1 second'
-    WHERE tenant_id = %(tenant)s AND (%(job_id)s::text IS NULL OR job_id = %(job_id)s::text)
-    RETURNING tenant_id, job_id, expires_at
-)
-UPDATE job_executions e SET sweep_at = x.expires_at  -- as the fan-out copies it
-FROM expired x
-WHERE e.tenant_id = x.tenant_id AND e.job_id = x.job_id
+# Executions before the job row: the lock order of every writer (a device update, a cancel).
+EXPIRE_EXECUTIONS = """
+UPDATE job_executions SET sweep_at = now() - interval '1 second'  -- as the fan-out copies the job's expiry
+WHERE tenant_id = %(tenant)s AND (%(job_id)s::text IS NULL OR job_id = %(job_id)s::text)
+"""
+EXPIRE_JOBS = """
+UPDATE jobs SET expires_at = now() - interval '1 second'
+WHERE tenant_id = %(tenant)s AND (%(job_id)s::text IS NULL OR job_id = %(job_id)s::text)
 """
 
 
 def expire_job(conn: psycopg.Connection[Any], tenant: str, job_id: str | None = None) -> None:
     """Let a job (every job of the tenant when job_id is None) expire a moment ago."""
-    conn.execute(EXPIRE, {"tenant": tenant, "job_id": job_id})
+    conn.execute(EXPIRE_EXECUTIONS, {"tenant": tenant, "job_id": job_id})
+    conn.execute(EXPIRE_JOBS, {"tenant": tenant, "job_id": job_id})
 
 
 def execution_row(admin: Admin, tenant: str, job_id: str, device_id: str) -> dict[str, Any]:

@@ -56,8 +56,17 @@ def test_a_session_driven_by_the_event_files(tenant: str, register: Register) ->
     assert claimed["statusCode"] == 200, claimed
     assert json.loads(claimed["body"])["status"] == "IN_PROGRESS"
 
+    started = run("DeviceStartNextFunction", event("device_start_next", token=token))
+    assert json.loads(started["body"])["execution"]["job_id"] == "fw-2026-11"  # the one in progress
+
     canceled = run("OperatorCancelJobFunction", event("operator_cancel_job", tenant=tenant))
     assert json.loads(canceled["body"]) == {"job_id": "fw-2026-11", "status": "CANCELED"}
+
+    read = run("OperatorGetExecutionFunction", event("operator_get_execution", tenant=tenant))
+    assert json.loads(read["body"])["status"] == "IN_PROGRESS"  # a soft cancel leaves it running
+
+    stopped = run("OperatorCancelExecutionFunction", event("operator_cancel_execution", tenant=tenant))
+    assert json.loads(stopped["body"])["status"] == "CANCELED", stopped  # force=true in the event
 
     swept = run("SweepExpiredFunction", event("sweep_expired"))
     assert swept["skipped"] is False

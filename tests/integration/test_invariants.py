@@ -1,5 +1,7 @@
-"""A seeded random driver runs claim, progress, finish, reject, cancel, expire and sweep from
-many threads at once against real PostgreSQL, and checks the invariants after every wave."""
+"""A seeded random driver runs claim, start-next, progress (with step timeouts), finish, fail
+(retried where the job allows), reject, cancel (soft and force, a job or one execution), expire
+and sweeps (now, or minutes ahead: timeouts) from many threads at once against real PostgreSQL,
+and checks the invariants after every wave."""
 
 from __future__ import annotations
 
@@ -7,12 +9,13 @@ import os
 import random
 import threading
 from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobs_core import executions, jobs
 from jobs_core.db import Database
 from jobs_core.errors import Conflict, InvalidRequest, NotFound
-from jobs_core.models import DeviceTarget, ExecutionUpdate, JobCreate
+from jobs_core.models import DeviceTarget, ExecutionCancel, ExecutionUpdate, JobCreate, StartNext
 from jobs_core.sweep import sweep
 from tests.factories import Admin, Register, expire_job
 
@@ -60,8 +63,24 @@ def test_invariants_hold_under_random_concurrent_operations(
     tokens = register(tenant, DEVICES)
     devices = sorted(tokens)
     db = Database(lambda refresh: database_url)
+
+    def new_job(job_id: str, worker: Database, job_rng: random.Random) -> None:
+        retry = [
+            {"failure_type": job_rng.choice(["FAILED", "TIMED_OUT", "ALL"]), "number_of_retries": job_rng.randrange(3)}
+        ]
+        job = JobCreate.model_validate(
+            {
+                "job_id": job_id,
+                "document_type": "x",
+                "target_all": True,
+                "timeout_minutes": job_rng.choice([None, 1, 2, 5]),
+                "retry": job_rng.choice([None, retry]),
+            }
+        )
+        jobs.create(worker, tenant, "driver", job)
+
     for j in range(JOBS):
-        jobs.create(db, tenant, "driver", JobCreate(job_id=f"job-{j}", document_type="x", target_all=True))
+        new_job(f"job-{j}", db, rng)
     job_ids = [f"job-{j}" for j in range(JOBS)]
     workers = [Database(lambda refresh: database_url) for _ in range(THREADS)]
     accepted: Counter[tuple[str, str]] = Counter()
@@ -73,33 +92,52 @@ def test_invariants_hold_under_random_concurrent_operations(
         with lock:
             job_id, device = op_rng.choice(job_ids[-8:]), op_rng.choice(devices)  # mostly the recent jobs
         op = op_rng.choices(
-            ["create", "claim", "progress", "succeed", "fail", "reject", "cancel", "expire", "sweep"],
-            weights=[4, 30, 20, 12, 6, 6, 2, 1, 4],
-        )[0]
+            [
+                "create", "claim", "start-next", "progress", "succeed", "fail", "reject",
+                "cancel", "force-cancel", "cancel-one", "expire", "sweep", "sweep-later",
+            ],
+            weights=[4, 24, 8, 20, 12, 8, 6, 2, 1, 2, 1, 3, 2],
+        )[0]  # fmt: skip
         try:
             if op in ("claim", "progress", "succeed", "fail", "reject"):
                 status: DeviceTarget = {"claim": "IN_PROGRESS", "progress": "IN_PROGRESS", "succeed": "SUCCEEDED"}.get(
                     op, "FAILED" if op == "fail" else "REJECTED"
                 )  # type: ignore[assignment]
                 details = {"by": "device", "n": op_rng.randrange(1000)} if op != "claim" else None
+                step = op_rng.choice([None, 1, 3]) if status == "IN_PROGRESS" else None
                 done = executions.update(
-                    worker, tokens[device], job_id, ExecutionUpdate(status=status, status_details=details)
+                    worker,
+                    tokens[device],
+                    job_id,
+                    ExecutionUpdate(status=status, status_details=details, step_timeout_minutes=step),
                 )
                 with lock:
                     accepted[(job_id, device)] += 1
                     versions_seen[(job_id, device)].append(done.execution_number)
+            elif op == "start-next":
+                started = executions.start_next(worker, tokens[device], StartNext(step_timeout_minutes=2))
+                if started.claimed and started.execution:  # a claim is an accepted update, a resume is not
+                    with lock:
+                        accepted[(started.execution.job_id, device)] += 1
+                        versions_seen[(started.execution.job_id, device)].append(started.execution.execution_number)
             elif op == "create":
                 new_id = f"job-{op_rng.randrange(10**9)}"
-                jobs.create(worker, tenant, "driver", JobCreate(job_id=new_id, document_type="x", target_all=True))
+                new_job(new_id, worker, op_rng)
                 with lock:
                     job_ids.append(new_id)
-            elif op == "cancel":
-                jobs.cancel(worker, tenant, job_id, "driver cancel")
+            elif op in ("cancel", "force-cancel"):
+                jobs.cancel(worker, tenant, job_id, "driver cancel", force=op == "force-cancel")
+            elif op == "cancel-one":
+                jobs.cancel_execution(
+                    worker, tenant, job_id, device, ExecutionCancel(reason="one"), force=op_rng.random() < 0.5
+                )
             elif op == "expire":
                 with worker.transaction(role="jobs_sweeper") as conn:
                     expire_job(conn, tenant, job_id)
-            else:
+            elif op == "sweep":
                 sweep(worker, batch_size=7)
+            else:  # minutes ahead: the in-progress and step timeouts of what runs now
+                sweep(worker, batch_size=7, now=datetime.now(UTC) + timedelta(minutes=op_rng.choice([2, 4, 6])))
             outcome = "ok"
         except (InvalidRequest, Conflict, NotFound) as refused:
             outcome = type(refused).__name__
@@ -107,9 +145,10 @@ def test_invariants_hold_under_random_concurrent_operations(
             outcomes[f"{op}:{outcome}"] += 1
 
     terminal_before: dict[tuple[str, str], dict[str, Any]] = {}
+    attempts_before: dict[tuple[str, str, int], dict[str, Any]] = {}
     canceled: set[str] = set()
     checks = 0
-    for _ in range(WAVES):
+    for wave in range(1, WAVES + 1):
         seeds = [rng.randrange(2**32) for _ in range(THREADS)]
         barrier = threading.Barrier(THREADS)
 
@@ -123,18 +162,45 @@ def test_invariants_hold_under_random_concurrent_operations(
         for thread in threads:
             thread.join()
 
+        if wave % 10 == 0:  # a sweep at a time: nothing stays IN_PROGRESS past its deadline
+            at = datetime.now(UTC) + timedelta(minutes=3)
+            sweep(db, now=at, max_batches=1000)
+            late = admin.execute(
+                "SELECT count(*) AS n FROM job_executions WHERE tenant_id = %s AND status = 'IN_PROGRESS'"
+                " AND timeout_at <= %s",
+                [tenant, at],
+            ).fetchone()
+            assert late == {"n": 0}
         rows, job_status = snapshot(admin, tenant)
-        # a terminal execution never changes
+        attempts = {
+            (r["job_id"], r["device_id"], r["attempt"]): r
+            for r in admin.execute("SELECT * FROM job_execution_attempts WHERE tenant_id = %s", [tenant])
+        }
+        # a terminal execution never changes, nor does an attempt once it ended
         for key, row in terminal_before.items():
             assert rows[key] == row, key
         terminal_before = {k: r for k, r in rows.items() if r["status"] not in ("QUEUED", "IN_PROGRESS")}
-        # execution_number: 1, plus one per accepted device update, plus one for a cancel or a time-out
+        for ended_key, ended in attempts_before.items():
+            assert attempts[ended_key] == ended, ended_key
+        attempts_before = attempts
+        # attempts never exceed the retries allowed plus one
+        over = admin.execute(
+            "SELECT count(*) AS n FROM job_executions e JOIN jobs j USING (tenant_id, job_id)"
+            " WHERE e.tenant_id = %s AND e.attempt > 1 + CASE WHEN j.retries_shared THEN j.retries_failed"
+            " ELSE j.retries_failed + j.retries_timed_out END",
+            [tenant],
+        ).fetchone()
+        assert over == {"n": 0}
+        # execution_number: 1, plus one per accepted device update (claims by start-next included),
+        # plus one per change the system made: a time-out (retried or final), a cancel
+        timed_out_attempts = Counter((k[0], k[1]) for k, r in attempts.items() if r["status"] == "TIMED_OUT")
         for key, row in rows.items():
-            by_system = row["status"] == "TIMED_OUT" or (
-                row["status"] == "REJECTED" and "reason" in (row["status_details"] or {})
+            by_system = timed_out_attempts[key] + (
+                row["status"] in ("TIMED_OUT", "CANCELED")
+                or (row["status"] == "REJECTED" and "reason" in (row["status_details"] or {}))
             )
             assert row["execution_number"] == 1 + accepted[key] + by_system, (key, row, accepted[key])
-            assert sorted(versions_seen[key]) == list(range(2, 2 + accepted[key])), key
+            assert sorted(versions_seen[key]) == sorted(set(versions_seen[key])), key  # no version twice
         # a job is COMPLETED exactly when all its executions are terminal (unless it was canceled)
         for job_id, status in job_status.items():
             all_terminal = all(r["status"] not in ("QUEUED", "IN_PROGRESS") for k, r in rows.items() if k[0] == job_id)

@@ -36,7 +36,7 @@ class TestStartNext:
         self, tenant: str, register: Register, create_job: CreateJob
     ) -> None:
         token = register(tenant, 1)["dev-0000"]
-        assert start_next(token) == (200, {"execution": None})
+        assert start_next(token) == (200, {"execution": None, "claimed": False})
         for job_id in ("first", "second"):
             create_job(tenant, job_id=job_id, document_params={"v": job_id})
 
@@ -48,7 +48,10 @@ class TestStartNext:
         assert execution["document"] == {"type": "firmware", "params": {"v": "first"}}
         assert execution["status_details"] == {"step": "start"} and execution["attempt"] == 1
         assert 590 <= execution["approximate_seconds_before_timed_out"] <= 600
-        again = start_next(token, status_details={"ignored": True})[1]["execution"]
+        assert body["claimed"] is True
+        answer = start_next(token, status_details={"ignored": True})[1]
+        again = answer["execution"]
+        assert answer["claimed"] is False
         ignore = {"approximate_seconds_before_timed_out"}
         assert {k: v for k, v in again.items() if k not in ignore} == {  # the same one, unchanged
             k: v for k, v in execution.items() if k not in ignore

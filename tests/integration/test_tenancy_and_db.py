@@ -13,7 +13,7 @@ from jobs_core import executions
 from jobs_core.db import Database
 from jobs_core.errors import DatabaseUnavailable
 from jobs_core.migrate import migrate
-from jobs_core.models import ExecutionUpdate
+from jobs_core.models import ExecutionUpdate, StartNext
 from tests.factories import Admin, CreateJob, Register, container_database, scratch_database
 from tests.helpers import invoke
 
@@ -89,7 +89,7 @@ def test_the_runtime_role_cannot_write_into_another_tenant(db: Database, tenant:
         )
 
 
-@pytest.mark.parametrize("call", ["pending", "describe", "claim", "finish"])
+@pytest.mark.parametrize("call", ["pending", "describe", "claim", "finish", "start-next", "step timeout"])
 def test_each_device_call_is_one_round_trip(
     database_url: str, tenant: str, register: Register, create_job: CreateJob, call: str
 ) -> None:
@@ -106,6 +106,10 @@ def test_each_device_call_is_one_round_trip(
         executions.pending(db, token)
     elif call == "describe":
         executions.describe(db, token, "j")
+    elif call == "start-next":
+        assert executions.start_next(db, token, StartNext(step_timeout_minutes=5)).execution is not None
+    elif call == "step timeout":
+        executions.update(db, token, "j", ExecutionUpdate(status="IN_PROGRESS", step_timeout_minutes=5))
     else:
         executions.update(db, token, "j", ExecutionUpdate(status="IN_PROGRESS" if call == "claim" else "SUCCEEDED"))
 

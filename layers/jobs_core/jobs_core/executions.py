@@ -94,8 +94,8 @@ def start_next(db: Database, token: str | None, request: StartNext) -> NextExecu
     }
     row = devices.authenticated(db.fetch_one(START_NEXT, params))
     if row["execution"] is None:
-        return NextExecution(execution=None)
-    return NextExecution(execution=Execution.model_validate(row["execution"]))
+        return NextExecution(execution=None, claimed=False)
+    return NextExecution(execution=Execution.model_validate(row["execution"]), claimed=row["claimed"])
 
 
 def update(db: Database, token: str | None, job_id: str, change: ExecutionUpdate) -> ExecutionUpdated:

@@ -126,6 +126,7 @@ class Execution(Deadline):
 
 class NextExecution(Model):
     execution: Execution | None = Field(description="the execution now IN_PROGRESS; null when there is none")
+    claimed: bool = Field(description="whether this call claimed it (false: it was already in progress)")
 
 
 class StartNext(Request):

@@ -88,13 +88,15 @@ END $$;
 -- a call left with nothing to claim returns what its siblings claimed, committed by then.
 CREATE OR REPLACE FUNCTION device_start_next(p_token_hash text, p_claimed text, p_claim_sources text[],
                                              p_status_details jsonb, p_step_timeout_minutes integer,
-                                             OUT tenant_id text, OUT device_id text, OUT execution json)
+                                             OUT tenant_id text, OUT device_id text, OUT execution json,
+                                             OUT claimed boolean)
 LANGUAGE plpgsql AS $$
 BEGIN
     SELECT d.tenant_id, d.device_id INTO tenant_id, device_id FROM device_scope(p_token_hash) d;
     IF tenant_id IS NULL THEN
         RETURN;
     END IF;
+    claimed := false;
     execution := current_device_execution(p_claimed);
     IF execution IS NOT NULL THEN
         RETURN;
@@ -132,6 +134,7 @@ BEGIN
     SELECT execution_json(ROW(c.*)::job_executions, j) INTO execution
     FROM claimed c
     JOIN jobs j ON j.tenant_id = c.tenant_id AND j.job_id = c.job_id;
+    claimed := execution IS NOT NULL;
     IF execution IS NULL THEN
         execution := current_device_execution(p_claimed);  -- a new snapshot: the claims we waited for
     END IF;
