@@ -2,9 +2,11 @@
 
     python examples/device_agent.py --url http://127.0.0.1:3000 --token TOKEN [--once]
 
-It polls its pending executions, claims one at a time, runs the handler for the document's
-type, reports progress, and finishes with SUCCEEDED, FAILED or REJECTED (unknown type).
-Every update carries the execution_number last seen, so a stale one is refused (409).
+It starts its next execution (one call: the one in progress after a reboot, else the oldest
+queued one, claimed), runs the handler for the document's type with a deadline for each step,
+reports progress, and finishes with SUCCEEDED, FAILED or REJECTED (unknown type). A FAILED
+attempt the job retries comes back QUEUED as the next attempt, and is started again. Every
+update carries the execution_number last seen, so a stale one is refused (409).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 Report = Callable[[dict[str, Any]], None]
+STEP_TIMEOUT_MINUTES = 10  # each step must report within this, or the service times the execution out
 
 
 class JobsApi:
@@ -38,58 +41,72 @@ class JobsApi:
         except urllib.error.HTTPError as error:
             return error.code, json.load(error)
 
-    def pending(self) -> list[dict[str, Any]]:
-        status, body = self.call("GET", "/device/v1/jobs/pending")
+    def start_next(self) -> dict[str, Any] | None:
+        """The execution in progress, else the oldest queued one, claimed; None when there is none."""
+        status, body = self.call("PUT", "/device/v1/jobs/next", {"step_timeout_minutes": STEP_TIMEOUT_MINUTES})
         if status != 200:
-            raise RuntimeError(f"poll failed: {status} {body}")
-        jobs: list[dict[str, Any]] = body["jobs"]
-        return jobs
+            raise RuntimeError(f"start-next failed: {status} {body}")
+        execution: dict[str, Any] | None = body["execution"]
+        return execution
 
-    def update(self, job_id: str, version: int, status: str, details: dict[str, Any] | None = None) -> int:
-        """Returns the new execution_number; raises on refusal."""
+    def update(self, job_id: str, version: int, status: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The execution's new state (status, execution_number, attempt, timeout_at); raises on refusal."""
         body: dict[str, Any] = {"status": status, "execution_number": version}
         if details is not None:
             body["status_details"] = details
+        if status == "IN_PROGRESS":
+            body["step_timeout_minutes"] = STEP_TIMEOUT_MINUTES  # a new deadline for the next step
         code, answer = self.call("PUT", f"/device/v1/jobs/{job_id}/execution", body)
         if code != 200:
             raise RuntimeError(f"{status} refused: {code} {answer['message']}")
-        version = answer["execution_number"]
-        return int(version)
+        return dict(answer)
 
 
-# One handler per document type: it does the work and reports progress; raising means FAILED.
-def install_firmware(params: dict[str, Any], report: Report) -> dict[str, Any]:
+# One handler per document type: it does the work (the execution's document.params; its attempt,
+# 1 then 2... when retried) and reports progress; raising means FAILED.
+def install_firmware(execution: dict[str, Any], report: Report) -> dict[str, Any]:
     for step in ("downloading", "verifying", "installing"):
         report({"step": step})
-    return {"installed": params.get("version", "unknown")}
+    return {"installed": execution["document"]["params"].get("version", "unknown")}
 
 
-def reboot(params: dict[str, Any], report: Report) -> dict[str, Any]:
+def reboot(execution: dict[str, Any], report: Report) -> dict[str, Any]:
     return {"rebooted": True}
+
+
+def flaky(execution: dict[str, Any], report: Report) -> dict[str, Any]:
+    """Fails its first `failures` attempts: what a retry looks like from the device."""
+    if execution["attempt"] <= execution["document"]["params"].get("failures", 1):
+        raise RuntimeError(f"attempt {execution['attempt']} failed")
+    return {"succeeded_on_attempt": execution["attempt"]}
 
 
 HANDLERS: dict[str, Callable[[dict[str, Any], Report], dict[str, Any]]] = {
     "firmware": install_firmware,
     "reboot": reboot,
+    "flaky": flaky,
 }
 
 
-def run_job(api: JobsApi, job: dict[str, Any]) -> str:
-    job_id, version = job["job_id"], job["execution_number"]
-    handler = HANDLERS.get(job["document"]["type"])
+def run_job(api: JobsApi, execution: dict[str, Any]) -> str:
+    """Run an execution already IN_PROGRESS (start-next claimed it); returns what became of it."""
+    job_id, version = execution["job_id"], execution["execution_number"]
+    handler = HANDLERS.get(execution["document"]["type"])
     if handler is None:
-        api.update(job_id, version, "REJECTED", {"reason": f"unsupported document type {job['document']['type']}"})
+        reason = f"unsupported document type {execution['document']['type']}"
+        api.update(job_id, version, "REJECTED", {"reason": reason})
         return "REJECTED"
-    version = api.update(job_id, version, "IN_PROGRESS")  # claim
 
     def report(details: dict[str, Any]) -> None:
         nonlocal version
-        version = api.update(job_id, version, "IN_PROGRESS", details)
+        version = api.update(job_id, version, "IN_PROGRESS", details)["execution_number"]
 
     try:
-        outcome = handler(job["document"]["params"], report)
+        outcome = handler(execution, report)
     except Exception as exc:
-        api.update(job_id, version, "FAILED", {"error": str(exc)[:500]})
+        answer = api.update(job_id, version, "FAILED", {"error": str(exc)[:500]})
+        if answer["status"] == "QUEUED":  # the job retries it: the next attempt is queued already
+            return f"FAILED, retried as attempt {answer['attempt']}"
         return "FAILED"
     api.update(job_id, version, "SUCCEEDED", outcome)
     return "SUCCEEDED"
@@ -100,15 +117,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default="http://127.0.0.1:3000")
     parser.add_argument("--token", required=True)
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between polls")
-    parser.add_argument("--once", action="store_true", help="work through the pending jobs once, then exit")
+    parser.add_argument("--once", action="store_true", help="work until nothing is left to start, then exit")
     args = parser.parse_args(argv)
     api = JobsApi(args.url, args.token)
     while True:
-        for job in api.pending():
+        while (execution := api.start_next()) is not None:
             try:
-                print(f"{job['job_id']}: {run_job(api, job)}", flush=True)
-            except RuntimeError as refused:  # e.g. canceled or expired meanwhile: move on
-                print(f"{job['job_id']}: {refused}", file=sys.stderr, flush=True)
+                print(f"{execution['job_id']}: {run_job(api, execution)}", flush=True)
+            except RuntimeError as refused:  # e.g. canceled meanwhile: move on
+                print(f"{execution['job_id']}: {refused}", file=sys.stderr, flush=True)
+                if "canceled" not in str(refused):
+                    break  # not a refusal that ends this execution: poll again later
         if args.once:
             return 0
         time.sleep(args.interval)

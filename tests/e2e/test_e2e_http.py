@@ -228,3 +228,35 @@ def test_conflicts_and_invalid_input_over_http(base_url: str, env: dict[str, str
     assert http(base_url, "PUT", "/device/v1/jobs/dup/execution", headers=device, body=stale)[0] == 409
     status, body = http(base_url, "PUT", "/device/v1/jobs/dup/execution", headers=device, body={"status": "DONE"})
     assert status == 422 and "details" in body
+
+
+def test_the_example_agent_sees_a_retry_and_finishes_the_next_attempt(
+    base_url: str, env: dict[str, str], tenant: str
+) -> None:
+    token = jobsctl(env, "device", "add", tenant, "flaky-device").strip()
+    operator = bearer(devjwt.mint(tenant))
+    job = {
+        "job_id": "flaky-1",
+        "document_type": "flaky",
+        "document_params": {"failures": 1},
+        "target_all": True,
+        "timeout_minutes": 30,
+        "retry": [{"failure_type": "FAILED", "number_of_retries": 2}],
+    }
+    assert http(base_url, "POST", "/customer/jobs", headers=operator, body=job)[0] == 201
+
+    agent = subprocess.run(
+        [sys.executable, "examples/device_agent.py", "--url", base_url, "--token", token, "--once"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    assert agent.stdout.splitlines() == ["flaky-1: FAILED, retried as attempt 2", "flaky-1: SUCCEEDED"]
+    status, detail = http(base_url, "GET", "/customer/jobs/flaky-1/executions/flaky-device", headers=operator)
+    assert status == 200 and (detail["status"], detail["attempt"]) == ("SUCCEEDED", 2)
+    assert [(a["attempt"], a["status"], a["status_details"]) for a in detail["attempts"]] == [
+        (1, "FAILED", {"error": "attempt 1 failed"})
+    ]
