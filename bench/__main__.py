@@ -22,6 +22,7 @@ from bench.figures import (
     idle_sweep,
     job_size,
     latency,
+    lifecycle,
     listing,
     round_trips,
     seed,
@@ -46,6 +47,7 @@ FIGURES = [
     throughput,
     cold_start,
     deep_pages,
+    lifecycle,
 ]
 
 

@@ -7,14 +7,15 @@ from bench.harness import Call, Figure
 from bench.instruments import RoundTripCounter
 from jobs_core import executions, jobs
 from jobs_core.db import Database
-from jobs_core.models import ExecutionUpdate, JobCreate
+from jobs_core.models import ExecutionUpdate, JobCreate, StartNext
 
 
 def run(data: Dataset) -> list[Figure]:
     counter = RoundTripCounter(data.url)
     counted = Database(lambda refresh: counter.conninfo)
     counted.connection()
-    jobs.create(data.db, SMALL, "bench", JobCreate(job_id="rt", document_type="x", target_all=True))
+    for job_id in ("rt", "rt-next"):
+        jobs.create(data.db, SMALL, "bench", JobCreate(job_id=job_id, document_type="x", target_all=True))
     me = token(SMALL, data.take(1, SMALL)[0])
     calls: dict[str, Call] = {
         "pending": lambda: executions.pending(counted, me),
@@ -23,7 +24,11 @@ def run(data: Dataset) -> list[Figure]:
         "progress": lambda: executions.update(
             counted, me, "rt", ExecutionUpdate(status="IN_PROGRESS", status_details={"p": 1})
         ),
+        "progress with a step timeout": lambda: executions.update(
+            counted, me, "rt", ExecutionUpdate(status="IN_PROGRESS", step_timeout_minutes=5)
+        ),
         "finish": lambda: executions.update(counted, me, "rt", ExecutionUpdate(status="SUCCEEDED")),
+        "start-next": lambda: executions.start_next(counted, me, StartNext(step_timeout_minutes=5)),
     }
     trips = {}
     for name, call in calls.items():
