@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -19,9 +20,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from jobs_core import devices, jobs
+from jobs_core import devices, executions, jobs
 from jobs_core.db import Database
-from jobs_core.models import JobCreate
+from jobs_core.models import ExecutionUpdate, JobCreate
 from jobs_local.devdb import ROOT
 from tests.conftest import free_port, local_server
 from tests.factories import expire_job
@@ -203,3 +204,20 @@ def test_group_add_counts_what_it_added(env: dict[str, str], tenant: str) -> Non
         jobsctl(env, "group", "add", tenant, "lab", "a2", "a3").stderr.decode().strip()
         == "group lab: 1 device(s) added"
     )
+
+
+def test_jobsctl_sweep_now_times_out_what_would_have_timed_out_by_then(env: dict[str, str], tenant: str) -> None:
+    db = Database(lambda refresh: env["DATABASE_URL"])
+    token = devices.register(db, tenant, ["d1"])["d1"]
+    jobs.create(db, tenant, "ops", JobCreate(job_id="j", document_type="x", target_all=True, timeout_minutes=5))
+    executions.update(db, token, "j", ExecutionUpdate(status="IN_PROGRESS"))
+    db.close()
+    soon, later = (datetime.now(UTC) + timedelta(minutes=m) for m in (4, 6))
+
+    assert json.loads(jobsctl(env, "sweep", "--now", soon.isoformat()).stdout)["timed_out"] == 0
+    swept = json.loads(jobsctl(env, "sweep", "--now", later.isoformat()).stdout)
+
+    assert swept["timed_out"] >= 1
+    with psycopg.connect(env["DATABASE_URL"], row_factory=dict_row) as admin:
+        row = admin.execute("SELECT status FROM job_executions WHERE tenant_id = %s", [tenant]).fetchone()
+    assert row == {"status": "TIMED_OUT"}

@@ -55,7 +55,8 @@ FOR UPDATE OF e
 
 # Time out (or retry) the rows `batch` selects, in one statement. The rows are locked by this
 # transaction, so their ctids hold until it ends: a TID scan. Whether a row may be retried is read
-# from its job only for rows whose own timeout passed (an expired job's rows are never retried).
+# from its job, once per batch, only for rows whose own timeout passed (an expired job's rows are
+# never retried).
 TIME_OUT_ROWS = """
 WITH batch AS ({batch}), due AS (
     SELECT e.ctid, e.tenant_id, e.job_id, e.device_id, e.attempt, e.started_at, e.status_details,
@@ -64,17 +65,18 @@ WITH batch AS ({batch}), due AS (
            e.retried_failed, e.retried_timed_out
     FROM job_executions e
     WHERE e.ctid = ANY (ARRAY(SELECT ctid FROM batch))
+), rules AS (  -- each job's retry rule, read once per batch, for the jobs whose rows may retry
+    SELECT j.tenant_id, j.job_id, j.expires_at, j.retries_timed_out, j.retries_shared
+    FROM jobs j
+    WHERE (j.tenant_id, j.job_id) IN (SELECT DISTINCT tenant_id, job_id FROM due WHERE may_retry)
 ), decided AS (
-    SELECT d.*, coalesce(r.retry, false) AS retry, r.expires_at
+    SELECT d.*, r.expires_at,
+           coalesce(d.may_retry
+                    AND (r.expires_at IS NULL OR r.expires_at > coalesce(%(now)s, now()))
+                    AND CASE WHEN r.retries_shared THEN d.retried_failed + d.retried_timed_out
+                             ELSE d.retried_timed_out END < r.retries_timed_out, false) AS retry
     FROM due d
-    LEFT JOIN LATERAL (
-        SELECT (j.expires_at IS NULL OR j.expires_at > coalesce(%(now)s, now()))
-               AND CASE WHEN j.retries_shared THEN d.retried_failed + d.retried_timed_out
-                        ELSE d.retried_timed_out END < j.retries_timed_out AS retry,
-               j.expires_at
-        FROM jobs j
-        WHERE j.tenant_id = d.tenant_id AND j.job_id = d.job_id AND d.may_retry
-    ) r ON true
+    LEFT JOIN rules r ON r.tenant_id = d.tenant_id AND r.job_id = d.job_id
 ), changed AS (
     UPDATE job_executions e
     SET status = CASE WHEN d.retry THEN %(requeued)s ELSE %(timed_out)s END,
