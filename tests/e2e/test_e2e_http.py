@@ -48,6 +48,18 @@ def http(
         return error.code, json.load(error)
 
 
+def run_agent(base_url: str, token: str) -> subprocess.CompletedProcess[str]:
+    """The example device agent, once through what it can start, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "examples/device_agent.py", "--url", base_url, "--token", token, "--once"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -94,14 +106,7 @@ def test_an_operator_and_a_device_session(base_url: str, env: dict[str, str], te
     status, pending = http(base_url, "GET", "/device/v1/jobs/pending", headers={"X-Provision-Token": token})
     assert status == 200 and len(pending["jobs"]) == 2
 
-    agent = subprocess.run(
-        [sys.executable, "examples/device_agent.py", "--url", base_url, "--token", token, "--once"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    agent = run_agent(base_url, token)
     assert sorted(agent.stdout.split()) == sorted(
         [f"{pending['jobs'][0]['job_id']}:", "fw-21:", "SUCCEEDED", "SUCCEEDED"]
     )
@@ -245,14 +250,7 @@ def test_the_example_agent_sees_a_retry_and_finishes_the_next_attempt(
     }
     assert http(base_url, "POST", "/customer/jobs", headers=operator, body=job)[0] == 201
 
-    agent = subprocess.run(
-        [sys.executable, "examples/device_agent.py", "--url", base_url, "--token", token, "--once"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    agent = run_agent(base_url, token)
 
     assert agent.stdout.splitlines() == ["flaky-1: FAILED, retried as attempt 2", "flaky-1: SUCCEEDED"]
     status, detail = http(base_url, "GET", "/customer/jobs/flaky-1/executions/flaky-device", headers=operator)
