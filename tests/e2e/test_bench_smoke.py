@@ -19,5 +19,8 @@ def test_the_benchmark_runs_and_prints_its_table(database_url: str) -> None:
     )
     table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| figure |")
-    assert "| 1. round trips per device call | pending 1, describe 1, claim 1, progress 1, finish 1 |" in done.stdout
+    assert (
+        "| 1. round trips per device call | pending 1, describe 1, claim 1, progress 1,"
+        " progress with a step timeout 1, finish 1, start-next 1 |" in done.stdout
+    )
     assert len(table) >= 2 + 16  # the header and every figure
