@@ -33,9 +33,7 @@ def handler_call(
 
 def use_container_database(conninfo: str) -> Database:
     """Point the handlers' per-container database at conninfo (a fresh connection)."""
-    previous = use_database(None)
-    if previous is not None:
-        previous.close()
+    close_container_database()
     os.environ["DATABASE_URL"] = conninfo
     settings.cache_clear()
     container = database()

@@ -185,13 +185,6 @@ def resolver() -> APIGatewayHttpResolver:
             HTTPStatus.UNPROCESSABLE_ENTITY, "invalid request", details=[{"loc": ["body"], "msg": "not UTF-8"}]
         )
 
-    @app.exception_handler(RecursionError)
-    def too_deep(exc: RecursionError) -> Response[dict[str, Any]]:
-        # Parsing a body nested thousands of levels deep; bounded, and refused.
-        return _error(
-            HTTPStatus.UNPROCESSABLE_ENTITY, "invalid request", details=[{"loc": ["body"], "msg": "too deep"}]
-        )
-
     @app.exception_handler(DatabaseUnavailable)
     def database_unavailable(exc: DatabaseUnavailable) -> Response[dict[str, Any]]:
         logger.warning("database unavailable", extra={"reason": str(exc), "cause": type(exc.__cause__).__name__})

@@ -74,7 +74,7 @@ class Model(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
 
-class Request(Model):
+class RequestBody(Model):
     """A request body: the wire types of openapi.json, strictly (a string is not an integer and 1
     is not a boolean), and no field the schema does not name."""
 
@@ -129,7 +129,7 @@ class NextExecution(Model):
     claimed: bool = Field(description="whether this call claimed it (false: it was already in progress)")
 
 
-class StartNext(Request):
+class StartNext(RequestBody):
     """PUT /device/v1/jobs/next: the IN_PROGRESS execution, else claim the oldest claimable QUEUED one."""
 
     status_details: StatusDetails | None = None
@@ -138,7 +138,7 @@ class StartNext(Request):
     )
 
 
-class ExecutionUpdate(Request):
+class ExecutionUpdate(RequestBody):
     """PUT /device/v1/jobs/{job_id}/execution: claim, progress, or finish."""
 
     status: DeviceTarget
@@ -167,12 +167,12 @@ class ErrorBody(Model):
 # Operator API
 
 
-class RetryCriterion(Request):
+class RetryCriterion(RequestBody):
     failure_type: Literal["FAILED", "TIMED_OUT", "ALL"]
     number_of_retries: int = Field(ge=0, le=10)
 
 
-class JobCreate(Request):
+class JobCreate(RequestBody):
     """POST /customer/jobs. Exactly one target: a device, a group, or every device of the tenant."""
 
     job_id: str | None = Field(default=None, pattern=JOB_ID_PATTERN, description="a uuid4 when absent")
@@ -262,7 +262,7 @@ class JobDetail(JobSummary):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
-class JobCancel(Request):
+class JobCancel(RequestBody):
     reason: Text | None = Field(default=None, max_length=1024)
 
 
@@ -271,7 +271,7 @@ class JobCanceled(Model):
     status: JobStatus
 
 
-class ExecutionCancel(Request):
+class ExecutionCancel(RequestBody):
     reason: Text | None = Field(default=None, max_length=1024)
     execution_number: int | None = Field(
         default=None, ge=1, description="the version the operator last saw; 409 if it changed"
