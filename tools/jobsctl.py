@@ -96,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "sweep":
         result = sweep(_database(url), now=args.now)
         print(json.dumps({"timed_out": result.timed_out, "completed": result.completed}))
+        rollouts = {"started": result.started, "released": result.released, "ended": result.ended}
+        rollouts |= {"aborted": result.aborted, "stopped": result.stopped, "retried": result.retried}
+        print("rollouts: " + ", ".join(f"{name} {n}" for name, n in rollouts.items()), file=sys.stderr)
     return 0
 
 

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 
 from jobs_core import devices, executions, jobs
 from jobs_core.db import Database
-from jobs_core.models import ExecutionUpdate, JobCreate
+from jobs_core.models import ExecutionUpdate, JobCreate, Rollout
 from jobs_local.devdb import ROOT
 from tests.conftest import free_port, local_server
 from tests.factories import expire_job
@@ -221,3 +221,24 @@ def test_jobsctl_sweep_now_times_out_what_would_have_timed_out_by_then(env: dict
     with psycopg.connect(env["DATABASE_URL"], row_factory=dict_row) as admin:
         row = admin.execute("SELECT status FROM job_executions WHERE tenant_id = %s", [tenant]).fetchone()
     assert row == {"status": "TIMED_OUT"}
+
+
+def test_jobsctl_sweep_now_releases_a_paced_rollout(env: dict[str, str], tenant: str) -> None:
+    db = Database(lambda refresh: env["DATABASE_URL"])
+    devices.register(db, tenant, [f"d{i:02d}" for i in range(12)])
+    rollout = Rollout(maximum_per_minute=5)
+    jobs.create(db, tenant, "ops", JobCreate(job_id="j", document_type="x", target_all=True, rollout=rollout))
+    with psycopg.connect(env["DATABASE_URL"], row_factory=dict_row) as admin:
+        row = admin.execute("SELECT created_at FROM jobs WHERE tenant_id = %s", [tenant]).fetchone()
+        assert row is not None
+        minute_later = row["created_at"] + timedelta(minutes=1)
+
+        swept = jobsctl(env, "sweep", "--now", minute_later.isoformat())
+
+        assert set(json.loads(swept.stdout)) == {"timed_out", "completed"}  # the contract's output, unchanged
+        assert "released" in swept.stderr.decode()
+        queued = admin.execute(
+            "SELECT count(*) AS n FROM job_executions WHERE tenant_id = %s AND status = 'QUEUED'", [tenant]
+        ).fetchone()
+    assert queued == {"n": 10}  # 5 at once, 5 a minute later
+    db.close()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from jobs_core.statemachine import TRANSITIONS, Actor, ExecutionStatus, allowed
+from jobs_core.statemachine import HIDDEN_FROM_DEVICES, TRANSITIONS, Actor, ExecutionStatus, allowed
 from tests.factories import Admin, CreateJob, Register, execution_row, expire_job, force_status
 from tests.helpers import invoke
 
@@ -124,7 +124,7 @@ NOT_ALLOWED = sorted(
     (frm, to)
     for frm in ExecutionStatus
     for to in ("IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED")
-    if frm not in (ExecutionStatus.TIMED_OUT, ExecutionStatus.CANCELED)
+    if frm not in (ExecutionStatus.TIMED_OUT, ExecutionStatus.CANCELED, *HIDDEN_FROM_DEVICES)
     and not allowed(frm, ExecutionStatus(to), Actor.DEVICE)
 )
 

@@ -1,7 +1,8 @@
-"""A seeded random driver runs claim, start-next, progress (with step timeouts), finish, fail
-(retried where the job allows), reject, cancel (soft and force, a job or one execution), expire
-and sweeps (now, or minutes ahead: timeouts) from many threads at once against real PostgreSQL,
-and checks the invariants after every wave."""
+"""A seeded random driver runs claim, start-next, poll, read, progress (with step timeouts),
+finish, fail (retried where the job allows), reject, cancel (soft and force, a job or one
+execution), expire and sweeps (now, or minutes ahead: timeouts, releases, starts and ends) from
+many threads at once against real PostgreSQL, on jobs that may be paced, scheduled or carry an
+abort rule, and checks the invariants after every wave."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from jobs_core import executions, jobs
 from jobs_core.db import Database
 from jobs_core.errors import Conflict, InvalidRequest, NotFound
 from jobs_core.models import DeviceTarget, ExecutionCancel, ExecutionUpdate, JobCreate, StartNext
-from jobs_core.sweep import sweep
+from jobs_core.statemachine import ACTIVE
+from jobs_core.sweep import SweepResult, sweep
 from tests.factories import Admin, Register, expire_job
 
 SEED = int(os.environ.get("INVARIANTS_SEED", "20261123"))
@@ -38,18 +40,19 @@ def recount_matches(admin: Admin, tenant: str) -> bool:
         """
         WITH kept AS (
             SELECT job_id, sum(queued) q, sum(in_progress) p, sum(succeeded) s, sum(failed) f,
-                   sum(rejected) r, sum(timed_out) t
+                   sum(rejected) r, sum(timed_out) t, sum(unreleased) u, sum(canceled) x
             FROM job_execution_counts WHERE tenant_id = %(t)s GROUP BY job_id
         ), recount AS (
             SELECT job_id, count(*) FILTER (WHERE status = 'QUEUED') q,
                    count(*) FILTER (WHERE status = 'IN_PROGRESS') p,
                    count(*) FILTER (WHERE status = 'SUCCEEDED') s, count(*) FILTER (WHERE status = 'FAILED') f,
-                   count(*) FILTER (WHERE status = 'REJECTED') r, count(*) FILTER (WHERE status = 'TIMED_OUT') t
+                   count(*) FILTER (WHERE status = 'REJECTED') r, count(*) FILTER (WHERE status = 'TIMED_OUT') t,
+                   count(*) FILTER (WHERE status = 'UNRELEASED') u, count(*) FILTER (WHERE status = 'CANCELED') x
             FROM job_executions WHERE tenant_id = %(t)s GROUP BY job_id
         )
         SELECT count(*) AS n FROM kept FULL JOIN recount USING (job_id)
-        WHERE (kept.q, kept.p, kept.s, kept.f, kept.r, kept.t)
-              IS DISTINCT FROM (recount.q, recount.p, recount.s, recount.f, recount.r, recount.t)
+        WHERE (kept.q, kept.p, kept.s, kept.f, kept.r, kept.t, kept.u, kept.x)
+              IS DISTINCT FROM (recount.q, recount.p, recount.s, recount.f, recount.r, recount.t, recount.u, recount.x)
         """,
         {"t": tenant},
     ).fetchone()
@@ -68,6 +71,17 @@ def test_invariants_hold_under_random_concurrent_operations(
         retry = [
             {"failure_type": job_rng.choice(["FAILED", "TIMED_OUT", "ALL"]), "number_of_retries": job_rng.randrange(3)}
         ]
+        abort = [
+            {
+                "failure_type": job_rng.choice(["FAILED", "REJECTED", "TIMED_OUT", "ALL"]),
+                "action": "CANCEL",
+                "threshold_percentage": job_rng.choice([0, 30, 60]),
+                "min_number_of_executed_things": job_rng.randrange(1, 4),
+            }
+        ]
+        start = datetime.now(UTC) + timedelta(minutes=job_rng.choice([1, 3]))
+        schedules = [None, {"start_time": start.isoformat()}, {"end_time": (start + timedelta(minutes=35)).isoformat(),
+                     "end_behavior": job_rng.choice(["STOP_ROLLOUT", "CANCEL", "FORCE_CANCEL"])}]  # fmt: skip
         job = JobCreate.model_validate(
             {
                 "job_id": job_id,
@@ -75,6 +89,9 @@ def test_invariants_hold_under_random_concurrent_operations(
                 "target_all": True,
                 "timeout_minutes": job_rng.choice([None, 1, 2, 5]),
                 "retry": job_rng.choice([None, retry]),
+                "rollout": job_rng.choice([None, {"maximum_per_minute": job_rng.randrange(1, 4)}]),
+                "abort": job_rng.choice([None, None, abort]),
+                "scheduling": job_rng.choice(schedules),
             }
         )
         jobs.create(worker, tenant, "driver", job)
@@ -86,7 +103,17 @@ def test_invariants_hold_under_random_concurrent_operations(
     accepted: Counter[tuple[str, str]] = Counter()
     versions_seen: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
     outcomes: Counter[str] = Counter()
+    seen: set[tuple[str, str]] = set()  # (job, device) executions a device was shown
     lock = threading.Lock()
+
+    def saw(job_id: str, device: str) -> None:
+        with lock:
+            seen.add((job_id, device))
+
+    def swept(result: SweepResult) -> None:
+        """Releases per tick never exceed the rate in force."""
+        for _, job_id, n, rate in result.releases:
+            assert rate is None or n <= rate, (job_id, n, rate)
 
     def operation(worker: Database, op_rng: random.Random) -> None:
         with lock:
@@ -94,9 +121,9 @@ def test_invariants_hold_under_random_concurrent_operations(
         op = op_rng.choices(
             [
                 "create", "claim", "start-next", "progress", "succeed", "fail", "reject",
-                "cancel", "force-cancel", "cancel-one", "expire", "sweep", "sweep-later",
+                "cancel", "force-cancel", "cancel-one", "expire", "sweep", "sweep-later", "poll", "read",
             ],
-            weights=[4, 24, 8, 20, 12, 8, 6, 2, 1, 2, 1, 3, 2],
+            weights=[4, 24, 8, 20, 12, 8, 6, 2, 1, 2, 1, 3, 3, 4, 3],
         )[0]  # fmt: skip
         try:
             if op in ("claim", "progress", "succeed", "fail", "reject"):
@@ -111,11 +138,14 @@ def test_invariants_hold_under_random_concurrent_operations(
                     job_id,
                     ExecutionUpdate(status=status, status_details=details, step_timeout_minutes=step),
                 )
+                saw(job_id, device)
                 with lock:
                     accepted[(job_id, device)] += 1
                     versions_seen[(job_id, device)].append(done.execution_number)
             elif op == "start-next":
                 started = executions.start_next(worker, tokens[device], StartNext(step_timeout_minutes=2))
+                if started.execution:
+                    saw(started.execution.job_id, device)
                 if started.claimed and started.execution:  # a claim is an accepted update, a resume is not
                     with lock:
                         accepted[(started.execution.job_id, device)] += 1
@@ -134,10 +164,16 @@ def test_invariants_hold_under_random_concurrent_operations(
             elif op == "expire":
                 with worker.transaction(role="jobs_sweeper") as conn:
                     expire_job(conn, tenant, job_id)
+            elif op == "poll":
+                for pending in executions.pending(worker, tokens[device]).jobs:
+                    saw(pending.job_id, device)
+            elif op == "read":
+                saw(executions.describe(worker, tokens[device], job_id).job_id, device)
             elif op == "sweep":
-                sweep(worker, batch_size=7)
-            else:  # minutes ahead: the in-progress and step timeouts of what runs now
-                sweep(worker, batch_size=7, now=datetime.now(UTC) + timedelta(minutes=op_rng.choice([2, 4, 6])))
+                swept(sweep(worker, batch_size=7))
+            else:  # minutes ahead: timeouts of what runs now, releases, the scheduled starts and ends
+                at = datetime.now(UTC) + timedelta(minutes=op_rng.choice([2, 4, 6, 40]))
+                swept(sweep(worker, batch_size=7, now=at))
             outcome = "ok"
         except (InvalidRequest, Conflict, NotFound) as refused:
             outcome = type(refused).__name__
@@ -147,6 +183,7 @@ def test_invariants_hold_under_random_concurrent_operations(
     terminal_before: dict[tuple[str, str], dict[str, Any]] = {}
     attempts_before: dict[tuple[str, str, int], dict[str, Any]] = {}
     canceled: set[str] = set()
+    aborted: set[str] = set()
     checks = 0
     for wave in range(1, WAVES + 1):
         seeds = [rng.randrange(2**32) for _ in range(THREADS)]
@@ -164,7 +201,7 @@ def test_invariants_hold_under_random_concurrent_operations(
 
         if wave % 10 == 0:  # a sweep at a time: nothing stays IN_PROGRESS past its deadline
             at = datetime.now(UTC) + timedelta(minutes=3)
-            sweep(db, now=at, max_batches=1000)
+            swept(sweep(db, now=at, max_batches=1000))
             late = admin.execute(
                 "SELECT count(*) AS n FROM job_executions WHERE tenant_id = %s AND status = 'IN_PROGRESS'"
                 " AND timeout_at <= %s",
@@ -179,7 +216,7 @@ def test_invariants_hold_under_random_concurrent_operations(
         # a terminal execution never changes, nor does an attempt once it ended
         for key, row in terminal_before.items():
             assert rows[key] == row, key
-        terminal_before = {k: r for k, r in rows.items() if r["status"] not in ("QUEUED", "IN_PROGRESS")}
+        terminal_before = {k: r for k, r in rows.items() if r["status"] not in ACTIVE}
         for ended_key, ended in attempts_before.items():
             assert attempts[ended_key] == ended, ended_key
         attempts_before = attempts
@@ -201,14 +238,27 @@ def test_invariants_hold_under_random_concurrent_operations(
             )
             assert row["execution_number"] == 1 + accepted[key] + by_system, (key, row, accepted[key])
             assert sorted(versions_seen[key]) == sorted(set(versions_seen[key])), key  # no version twice
-        # a job is COMPLETED exactly when all its executions are terminal (unless it was canceled)
+        # a job is COMPLETED exactly when all its executions are terminal (unless it was canceled,
+        # or aborted: an aborted job never completes)
         for job_id, status in job_status.items():
-            all_terminal = all(r["status"] not in ("QUEUED", "IN_PROGRESS") for k, r in rows.items() if k[0] == job_id)
+            all_terminal = all(r["status"] not in ACTIVE for k, r in rows.items() if k[0] == job_id)
             if status == "COMPLETED":
                 assert all_terminal and job_id not in canceled, job_id
             elif status == "IN_PROGRESS":
                 assert not all_terminal, job_id
+            if job_id in aborted:
+                assert status == "CANCELED", job_id
         canceled |= {job_id for job_id, status in job_status.items() if status == "CANCELED"}
+        aborted |= {
+            row["job_id"]
+            for row in admin.execute(
+                "SELECT job_id FROM jobs WHERE tenant_id = %s AND stop_reason LIKE 'aborted:%%'", [tenant]
+            )
+        }
+        # no device was ever shown an execution before its release (nothing becomes UNRELEASED again)
+        with lock:
+            shown = set(seen)
+        assert not [key for key in shown if rows[key]["status"] == "UNRELEASED"]
         assert recount_matches(admin, tenant)
         checks += 1
 
@@ -219,3 +269,4 @@ def test_invariants_hold_under_random_concurrent_operations(
     print(f"\ninvariants: seed {SEED}, {ran} operations, {checks} checks, outcomes {dict(sorted(outcomes.items()))}")
     assert ran == THREADS * WAVES
     assert outcomes["claim:ok"] and outcomes["succeed:ok"] and outcomes["cancel:ok"]
+    assert aborted and shown, "the run aborted no job or showed devices nothing: it tested little"

@@ -95,7 +95,13 @@ def test_migrates_on_create_and_update_and_keeps_the_data_on_delete(
     for kind in ("Create", "Update", "Delete"):
         migrate_database.lambda_handler(event(kind, url), CONTEXT)
     assert [(a["Status"], a["Data"]) for a in answers] == [
-        ("SUCCESS", {"Applied": "0001_schema,0002_runtime_membership,0003_device_calls,0004_hardening,0005_lifecycle"}),
+        (
+            "SUCCESS",
+            {
+                "Applied": "0001_schema,0002_runtime_membership,0003_device_calls,0004_hardening,0005_lifecycle,"
+                "0006_rollouts"
+            },
+        ),
         ("SUCCESS", {"Applied": "none"}),
         ("SUCCESS", {}),
     ]

@@ -163,6 +163,7 @@ class TestDetail:
         assert pages == 3
         assert seen == [f"dev-{i:04d}" for i in range(5)]
         assert body["counts"] == {
+            "UNRELEASED": 0,
             "QUEUED": 5,
             "IN_PROGRESS": 0,
             "SUCCEEDED": 0,

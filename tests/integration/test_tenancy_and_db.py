@@ -134,7 +134,8 @@ def test_migrations_are_idempotent_and_safe_when_two_run_at_once(server_url: str
         for thread in threads:
             thread.join()
         assert sorted(map(str, results)) == [
-            "['0001_schema', '0002_runtime_membership', '0003_device_calls', '0004_hardening', '0005_lifecycle']",
+            "['0001_schema', '0002_runtime_membership', '0003_device_calls', '0004_hardening', '0005_lifecycle',"
+            " '0006_rollouts']",
             "[]",
         ]
         assert migrate(url) == []

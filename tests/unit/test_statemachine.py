@@ -32,8 +32,9 @@ def test_sources_read_the_table() -> None:
     assert sources(ExecutionStatus.IN_PROGRESS, Actor.DEVICE) == ["IN_PROGRESS", "QUEUED"]
     assert sources(ExecutionStatus.SUCCEEDED, Actor.DEVICE) == ["IN_PROGRESS"]
     assert sources(ExecutionStatus.REJECTED, Actor.DEVICE) == ["IN_PROGRESS", "QUEUED"]
-    assert sources(ExecutionStatus.REJECTED, Actor.OPERATOR) == ["QUEUED"]
-    assert sources(ExecutionStatus.TIMED_OUT, Actor.SWEEP) == ["IN_PROGRESS", "QUEUED"]
+    assert sources(ExecutionStatus.REJECTED, Actor.OPERATOR) == ["QUEUED", "UNRELEASED"]
+    assert sources(ExecutionStatus.TIMED_OUT, Actor.SWEEP) == ["IN_PROGRESS", "QUEUED", "UNRELEASED"]
+    assert sources(ExecutionStatus.QUEUED, Actor.SWEEP) == ["UNRELEASED"]  # the release
     assert sources(ExecutionStatus.TIMED_OUT, Actor.DEVICE) == []
 
 

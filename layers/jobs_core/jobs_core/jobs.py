@@ -33,6 +33,7 @@ from jobs_core.models import (
     JobCreated,
     JobDetail,
     JobSummary,
+    RolloutProgress,
 )
 from jobs_core.observability import metrics
 from jobs_core.statemachine import Actor, ExecutionStatus, JobStatus, job_sources, sources
@@ -42,6 +43,7 @@ MAX_EXECUTIONS_PAGE = 1000
 # a job's detail never becomes a multi-megabyte response.
 MAX_PAGE_BYTES = 1024 * 1024
 DEFAULT_CANCEL_REASON = "canceled by operator"
+DEFAULT_MAXIMUM_PER_MINUTE = 1000  # an exponential rate's ceiling when the operator gives none (AWS's)
 
 # The targets of a new job, resolved once, at creation (snapshot semantics).
 TARGET_DEVICE = """
@@ -57,39 +59,82 @@ SELECT device_id FROM device_state WHERE tenant_id = current_setting('jobs.tenan
 """
 
 # One set-based statement, whatever the fleet size: the job row only if it has targets, then
-# one execution per target (the triggers tally them into the job's count rows).
+# one execution per target (the triggers tally them into the job's count rows). A job held back
+# (scheduled to start later, or paced) gets its executions UNRELEASED, but for the first minute's
+# worth of a paced job that starts now, released at once in queue order (by device id); the
+# schedule releases the rest (rollouts.py). expires_in_hours counts from the start.
 CREATE = """
 WITH targets AS ({targets}),
-job AS (
+plan AS (
+    SELECT CASE WHEN %(start_time)s::timestamptz > now() THEN {scheduled} ELSE {running} END AS status,
+           greatest(now(), %(start_time)s::timestamptz) AS start_at,
+           (SELECT count(*) FROM targets) AS total
+), first_release AS (
+    SELECT p.*, CASE WHEN p.status = {scheduled} THEN 0 ELSE least(p.total, %(rate)s) END AS n
+    FROM plan p
+), job AS (
     INSERT INTO jobs (tenant_id, job_id, document_type, document_params,
                       target_device_id, target_group_id, target_all, expires_at, created_by,
-                      timeout_minutes, retry, retries_failed, retries_timed_out, retries_shared)
+                      timeout_minutes, retry, retries_failed, retries_timed_out, retries_shared,
+                      status, scheduling, rollout, abort, start_time, end_time, end_behavior,
+                      base_rate, max_rate, increment_factor, increase_on, increase_every, rate_per_minute,
+                      released, released_until, next_release_at, next_tick_at)
     SELECT current_setting('jobs.tenant_id', true), %(job_id)s, %(document_type)s, %(document_params)s,
            %(target_device_id)s, %(target_group_id)s, %(target_all)s,
-           now() + make_interval(hours => %(expires_in_hours)s::integer), %(created_by)s,
-           %(timeout_minutes)s, %(retry)s, %(retries_failed)s, %(retries_timed_out)s, %(retries_shared)s
-    WHERE EXISTS (SELECT 1 FROM targets)
+           f.start_at + make_interval(hours => %(expires_in_hours)s::integer), %(created_by)s,
+           %(timeout_minutes)s, %(retry)s, %(retries_failed)s, %(retries_timed_out)s, %(retries_shared)s,
+           f.status, %(scheduling)s, %(rollout)s, %(abort)s, %(start_time)s, %(end_time)s, %(end_behavior)s,
+           %(base_rate)s, %(max_rate)s, %(increment_factor)s, %(increase_on)s, %(increase_every)s, %(rate)s,
+           CASE WHEN %(held)s THEN f.n END,
+           r.released_until,
+           CASE WHEN f.status = {scheduled} THEN %(start_time)s
+                WHEN f.n < f.total THEN r.released_until + make_interval(secs => 60.0 / %(rate)s) END,
+           CASE WHEN f.status = {scheduled} THEN %(start_time)s
+                WHEN f.n < f.total THEN least(r.released_until + make_interval(secs => 60.0 / %(rate)s),
+                                              %(end_time)s)
+                ELSE %(end_time)s END
+    FROM first_release f
+    CROSS JOIN LATERAL (
+        -- the rate's credit: a full minute's, less what was released now
+        SELECT CASE WHEN f.status <> {scheduled} AND %(rate)s IS NOT NULL
+                    THEN now() - interval '1 minute' + make_interval(secs => f.n * 60.0 / %(rate)s) END
+               AS released_until
+    ) r
+    WHERE f.total > 0
     RETURNING tenant_id, job_id, status, expires_at
 ), executions AS (
-    INSERT INTO job_executions (tenant_id, job_id, device_id, sweep_at)
-    SELECT job.tenant_id, job.job_id, targets.device_id, job.expires_at FROM job, targets
+    INSERT INTO job_executions (tenant_id, job_id, device_id, sweep_at, status)
+    SELECT job.tenant_id, job.job_id, t.device_id, job.expires_at, {status}
+    FROM job, {ordered_targets}
     RETURNING 1
 )
 SELECT job.job_id, job.status, job.expires_at, (SELECT count(*) FROM executions) AS execution_count
 FROM job
 """
+ALL_RELEASED = {"status": f"'{ExecutionStatus.QUEUED}'", "ordered_targets": "targets t"}
+HELD_BACK = {
+    "status": f"CASE WHEN t.n <= (SELECT n FROM first_release) THEN '{ExecutionStatus.QUEUED}'"
+    f" ELSE '{ExecutionStatus.UNRELEASED}' END",
+    "ordered_targets": "(SELECT device_id, row_number() OVER (ORDER BY device_id) AS n FROM targets) t",
+}
+JOB_STATUSES = {"scheduled": f"'{JobStatus.SCHEDULED}'", "running": f"'{JobStatus.IN_PROGRESS}'"}
 
 # Counts come from the job's count rows (at most 16), never from its executions.
 SUMMARY_COLUMNS = """
     j.job_id, j.document_type, j.document_params, j.status, j.target_device_id, j.target_group_id,
     j.target_all, j.expires_at, j.created_by, j.created_at, j.timeout_minutes, j.retry,
-    n.queued + n.in_progress + n.succeeded + n.failed + n.rejected + n.timed_out + n.canceled AS total_executions,
+    j.scheduling, j.rollout, j.abort,
+    n.unreleased + n.queued + n.in_progress + n.succeeded + n.failed + n.rejected + n.timed_out + n.canceled
+        AS total_executions,
     n.succeeded AS succeeded_count,
-    n.failed + n.timed_out + n.rejected + n.canceled AS failed_count
+    n.failed + n.timed_out + n.rejected + n.canceled AS failed_count,
+    n.unreleased, n.queued, n.in_progress, n.succeeded, n.failed, n.rejected, n.timed_out, n.canceled,
+    j.released, j.rate_per_minute, j.next_release_at, j.stop_reason, j.stopped_at
 """
 COUNTS = """
 LEFT JOIN LATERAL (
-    SELECT coalesce(sum(c.queued), 0)::int AS queued, coalesce(sum(c.in_progress), 0)::int AS in_progress,
+    SELECT coalesce(sum(c.unreleased), 0)::int AS unreleased,
+           coalesce(sum(c.queued), 0)::int AS queued, coalesce(sum(c.in_progress), 0)::int AS in_progress,
            coalesce(sum(c.succeeded), 0)::int AS succeeded, coalesce(sum(c.failed), 0)::int AS failed,
            coalesce(sum(c.rejected), 0)::int AS rejected, coalesce(sum(c.timed_out), 0)::int AS timed_out,
            coalesce(sum(c.canceled), 0)::int AS canceled
@@ -127,8 +172,7 @@ def _list_query(by_status: bool, after: bool) -> sql.Composed:
 
 
 DETAIL = f"""
-SELECT {SUMMARY_COLUMNS}, j.tenant_id, j.updated_at,
-       n.queued, n.in_progress, n.succeeded, n.failed, n.rejected, n.timed_out, n.canceled
+SELECT {SUMMARY_COLUMNS}, j.tenant_id, j.updated_at
 FROM jobs j
 {COUNTS}
 WHERE j.tenant_id = current_setting('jobs.tenant_id', true) AND j.job_id = %(job_id)s
@@ -207,7 +251,9 @@ RETURNING e.job_id
 COMPLETE_JOB = "SELECT complete_finished_jobs(ARRAY[%(tenant_id)s], ARRAY[%(job_id)s])"
 
 CANCEL = sql.SQL("""
-UPDATE jobs SET status = {canceled}, updated_at = now()
+UPDATE jobs
+SET status = {canceled}, updated_at = now(), stop_reason = %(stop_reason)s, stopped_at = now(),
+    next_tick_at = NULL  -- nothing left for the schedule: its executions ended here
 WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s AND status IN ({cancelable})
 RETURNING job_id, status
 """).format(canceled=sql.Literal(str(JobStatus.CANCELED)), cancelable=sql_list(CANCELABLE))
@@ -224,7 +270,7 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
     else:
         targets = TARGET_ALL
     retries_failed, retries_timed_out, retries_shared = retry_budget(request)
-    params = request.model_dump(exclude={"job_id", "document_params", "retry"}) | {
+    params = request.model_dump(exclude={"job_id", "document_params", "retry", "scheduling", "rollout", "abort"}) | {
         "retry": Jsonb([criterion.model_dump() for criterion in request.retry]) if request.retry else None,
         "retries_failed": retries_failed,
         "retries_timed_out": retries_timed_out,
@@ -232,11 +278,13 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
         "job_id": request.job_id or str(uuid.uuid4()),
         "document_params": Jsonb(request.document_params),
         "created_by": user,
+        **_rollout_params(request),
     }
+    statement = CREATE.format(targets=targets, **JOB_STATUSES, **(HELD_BACK if params["held"] else ALL_RELEASED))
     try:
         with db.transaction() as conn:
             scope_to_tenant(conn, tenant_id)
-            result = conn.execute(CREATE.format(targets=targets), params)
+            result = conn.execute(statement, params)
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"job {params['job_id']} already exists") from None
     row = result.fetchone()
@@ -249,6 +297,49 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
     if request.target_group_id is not None:
         raise InvalidRequest(f"group {request.target_group_id} has no members")
     raise InvalidRequest("the tenant has no devices")
+
+
+def _rollout_params(request: JobCreate) -> dict[str, Any]:
+    """The scheduling, rollout and abort settings as the jobs row keeps them."""
+    scheduling, rollout = request.scheduling, request.rollout
+    exponential = rollout.exponential_rate if rollout else None
+    criteria = exponential.rate_increase_criteria if exponential else None
+    max_rate = (rollout.maximum_per_minute or DEFAULT_MAXIMUM_PER_MINUTE) if rollout else None
+    base_rate = exponential.base_rate_per_minute if exponential else None
+    return {
+        "scheduling": Jsonb(scheduling.model_dump(mode="json")) if scheduling else None,
+        "rollout": Jsonb(rollout.model_dump(mode="json", exclude_none=True)) if rollout else None,
+        "abort": Jsonb([criterion.model_dump() for criterion in request.abort]) if request.abort else None,
+        "start_time": scheduling.start_time if scheduling else None,
+        "end_time": scheduling.end_time if scheduling else None,
+        "end_behavior": scheduling.end_behavior if scheduling else None,
+        "base_rate": base_rate,
+        "max_rate": max_rate,
+        "rate": base_rate or max_rate,  # the rate in force at the start
+        "increment_factor": exponential.increment_factor if exponential else None,
+        "increase_on": None
+        if criteria is None
+        else ("notified" if criteria.number_of_notified_things is not None else "succeeded"),
+        "increase_every": None
+        if criteria is None
+        else (criteria.number_of_notified_things or criteria.number_of_succeeded_things),
+        "held": rollout is not None or (scheduling is not None and scheduling.start_time is not None),
+    }
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    """A job's row as JobSummary has it: counts by status, the rollout's progress."""
+    counts = {status: row.pop(status.lower()) for status in ExecutionStatus}
+    released = row.pop("released")
+    progress = RolloutProgress(
+        released=row["total_executions"] - counts[ExecutionStatus.UNRELEASED] if released is None else released,
+        unreleased=counts[ExecutionStatus.UNRELEASED],
+        rate_per_minute=row.pop("rate_per_minute"),
+        next_release_at=row.pop("next_release_at"),
+        stop_reason=row.pop("stop_reason"),
+        stopped_at=row.pop("stopped_at"),
+    )
+    return {**row, "counts": counts, "progress": progress}
 
 
 class JobsPage(NamedTuple):
@@ -281,7 +372,7 @@ def list_jobs(
         size += 600 + len(json.dumps(row["document_params"])) + len(row["document_type"]) * 6
         if page and size > MAX_PAGE_BYTES:
             break
-        page.append(JobSummary(**row))
+        page.append(JobSummary(**_summary(row)))
     more = len(page) < len(rows)
     last = page[-1] if page else None
     return JobsPage(
@@ -336,8 +427,7 @@ def detail(db: Database, tenant_id: str, job_id: str, limit: int, cursor: str | 
         executions.append(ExecutionSummary(**e))
     more = len(executions) < len(rows)
     next_cursor = _encode_cursor(executions[-1].device_id) if more else None
-    counts = {status: row.pop(status.lower()) for status in ExecutionStatus}
-    return JobDetail(**row, counts=counts, executions=executions, next_cursor=next_cursor)
+    return JobDetail(**_summary(row), executions=executions, next_cursor=next_cursor)
 
 
 def retry_budget(request: JobCreate) -> tuple[int, int, bool]:
@@ -352,7 +442,13 @@ def retry_budget(request: JobCreate) -> tuple[int, int, bool]:
 
 
 def cancel(db: Database, tenant_id: str, job_id: str, reason: str | None, force: bool = False) -> JobCanceled:
-    params = {"job_id": job_id, "details": Jsonb({"reason": reason or DEFAULT_CANCEL_REASON}), "force": force}
+    reason = reason or DEFAULT_CANCEL_REASON
+    params = {
+        "job_id": job_id,
+        "details": Jsonb({"reason": reason}),
+        "force": force,
+        "stop_reason": f"canceled{' with force' if force else ''}: {reason}",
+    }
     with db.transaction() as conn:
         scope_to_tenant(conn, tenant_id)
         conn.execute(REJECT_QUEUED, params)

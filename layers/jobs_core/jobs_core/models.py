@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from jobs_core.statemachine import ExecutionStatus, JobStatus
 
@@ -172,6 +172,93 @@ class RetryCriterion(RequestBody):
     number_of_retries: int = Field(ge=0, le=10)
 
 
+EndBehavior = Literal["STOP_ROLLOUT", "CANCEL", "FORCE_CANCEL"]
+FailureType = Literal["FAILED", "REJECTED", "TIMED_OUT", "ALL"]
+# A time in the request: ISO 8601 with an offset (a JSON string, though the body is strict).
+AwareTime = Annotated[AwareDatetime, Field(strict=False)]
+MIN_SCHEDULE_MINUTES = 30  # from the start (or now) to the end, as AWS requires
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
+
+
+class Scheduling(RequestBody):
+    """When the job's rollout starts (before it: SCHEDULED, no device sees it) and ends."""
+
+    start_time: AwareTime | None = Field(default=None, description="default: now; a past time starts at once")
+    end_time: AwareTime | None = Field(
+        default=None, description=f"at least {MIN_SCHEDULE_MINUTES} minutes after the start and after now"
+    )
+    end_behavior: EndBehavior | None = Field(
+        default=None,
+        description="at end_time: STOP_ROLLOUT (release no more; what was released goes on), CANCEL (as the "
+        "operator's cancel) or FORCE_CANCEL (also what is in progress); default STOP_ROLLOUT",
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Scheduling:
+        now = datetime.now(UTC)
+        if self.start_time is None and self.end_time is None:
+            raise ValueError("give start_time, end_time or both")
+        if self.start_time is not None and self.start_time > now + MAX_SCHEDULE_AHEAD:
+            raise ValueError("start_time must be within a year from now")
+        if self.end_time is None:
+            if self.end_behavior is not None:
+                raise ValueError("end_behavior needs an end_time")
+            return self
+        self.end_behavior = self.end_behavior or "STOP_ROLLOUT"
+        start = max(self.start_time or now, now)
+        if self.end_time < start + timedelta(minutes=MIN_SCHEDULE_MINUTES):
+            raise ValueError(f"end_time must be at least {MIN_SCHEDULE_MINUTES} minutes after the start and after now")
+        return self
+
+
+class RateIncreaseCriteria(RequestBody):
+    """Exactly one: the rate increases each time this many more things were notified (released to)
+    or succeeded since the last increase."""
+
+    number_of_notified_things: int | None = Field(default=None, ge=1, le=1_000_000)
+    number_of_succeeded_things: int | None = Field(default=None, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RateIncreaseCriteria:
+        if (self.number_of_notified_things is None) == (self.number_of_succeeded_things is None):
+            raise ValueError("exactly one of number_of_notified_things, number_of_succeeded_things")
+        return self
+
+
+class ExponentialRate(RequestBody):
+    base_rate_per_minute: int = Field(ge=1, le=1000)
+    increment_factor: float = Field(ge=1.1, le=5.0, multiple_of=0.1, description="one decimal, as AWS allows")
+    rate_increase_criteria: RateIncreaseCriteria
+
+
+class Rollout(RequestBody):
+    """How fast the job's executions are released to devices, in queue order (by device id)."""
+
+    maximum_per_minute: int | None = Field(
+        default=None, ge=1, le=1000, description="the rate; with exponential_rate its ceiling (default 1000)"
+    )
+    exponential_rate: ExponentialRate | None = None
+
+    @model_validator(mode="after")
+    def _a_rate(self) -> Rollout:
+        if self.maximum_per_minute is None and self.exponential_rate is None:
+            raise ValueError("give maximum_per_minute, exponential_rate or both")
+        base = self.exponential_rate.base_rate_per_minute if self.exponential_rate else None
+        if base is not None and self.maximum_per_minute is not None and base > self.maximum_per_minute:
+            raise ValueError("exponential_rate.base_rate_per_minute must not exceed maximum_per_minute")
+        return self
+
+
+class AbortCriterion(RequestBody):
+    """Cancel the job once at least min_number_of_executed_things executions finished and at least
+    threshold_percentage of them ended in failure_type (ALL: FAILED, REJECTED or TIMED_OUT)."""
+
+    failure_type: FailureType
+    action: Literal["CANCEL"]
+    threshold_percentage: float = Field(ge=0, le=100)
+    min_number_of_executed_things: int = Field(ge=1, le=2**31 - 1)
+
+
 class JobCreate(RequestBody):
     """POST /customer/jobs. Exactly one target: a device, a group, or every device of the tenant."""
 
@@ -190,15 +277,21 @@ class JobCreate(RequestBody):
         max_length=2,
         description="a FAILED or TIMED_OUT execution with retries left is QUEUED again as a new attempt",
     )
+    scheduling: Scheduling | None = None
+    rollout: Rollout | None = None
+    abort: list[AbortCriterion] | None = Field(
+        default=None, min_length=1, max_length=4, description="one rule per failure_type at most"
+    )
 
     @model_validator(mode="after")
     def _exactly_one_target(self) -> JobCreate:
         chosen = [self.target_device_id is not None, self.target_group_id is not None, self.target_all]
         if sum(chosen) != 1:
             raise ValueError("exactly one of target_device_id, target_group_id, target_all must be set")
-        types = [criterion.failure_type for criterion in self.retry or []]
-        if len(set(types)) != len(types):
-            raise ValueError("at most one retry criterion per failure_type")
+        for name, criteria in (("retry", self.retry), ("abort", self.abort)):
+            types = [criterion.failure_type for criterion in criteria or []]
+            if len(set(types)) != len(types):
+                raise ValueError(f"at most one {name} criterion per failure_type")
         return self
 
 
@@ -207,6 +300,15 @@ class JobCreated(Model):
     status: JobStatus
     execution_count: int
     expires_at: Timestamp | None
+
+
+class RolloutProgress(Model):
+    released: int = Field(description="executions released to their devices so far")
+    unreleased: int = Field(description="executions not released yet (UNRELEASED)")
+    rate_per_minute: int | None = Field(description="the release rate in force; null: not paced")
+    next_release_at: Timestamp | None = Field(description="when the next execution may be released")
+    stop_reason: str | None = Field(description="why the job stopped early: its abort rule, its end_time, a cancel")
+    stopped_at: Timestamp | None
 
 
 class JobSummary(Model):
@@ -222,9 +324,14 @@ class JobSummary(Model):
     created_at: Timestamp
     timeout_minutes: int | None
     retry: list[dict[str, Any]] | None
+    scheduling: dict[str, Any] | None
+    rollout: dict[str, Any] | None
+    abort: list[dict[str, Any]] | None
     total_executions: int
     succeeded_count: int
     failed_count: int = Field(description="FAILED, TIMED_OUT, REJECTED and CANCELED")
+    counts: dict[ExecutionStatus, int] = Field(description="executions by status")
+    progress: RolloutProgress
 
 
 class ExecutionSummary(Model):
@@ -257,7 +364,6 @@ class ExecutionDetail(ExecutionSummary, Deadline):
 class JobDetail(JobSummary):
     tenant_id: str
     updated_at: Timestamp
-    counts: dict[ExecutionStatus, int] = Field(description="executions by status")
     executions: list[ExecutionSummary] = Field(description="one page, by device_id")
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 

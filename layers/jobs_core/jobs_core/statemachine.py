@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 
 class ExecutionStatus(StrEnum):
+    UNRELEASED = "UNRELEASED"  # held back by the job's schedule or rollout rate: no device sees it yet
     QUEUED = "QUEUED"
     IN_PROGRESS = "IN_PROGRESS"
     SUCCEEDED = "SUCCEEDED"
@@ -23,6 +24,7 @@ class ExecutionStatus(StrEnum):
 
 
 class JobStatus(StrEnum):
+    SCHEDULED = "SCHEDULED"  # before its scheduling.start_time: every execution UNRELEASED
     IN_PROGRESS = "IN_PROGRESS"
     COMPLETED = "COMPLETED"
     CANCELED = "CANCELED"
@@ -31,8 +33,8 @@ class JobStatus(StrEnum):
 class Actor(StrEnum):
     DEVICE = "device"
     OPERATOR = "operator"  # cancel
-    SWEEP = "sweep"  # expiry; completes jobs
-    SYSTEM = "system"  # what follows from the executions: a job completes when all are terminal
+    SWEEP = "sweep"  # the schedule: expiry and timeouts, rollout release, start and end of scheduled jobs
+    SYSTEM = "system"  # what follows from the executions: a job completes, or aborts, on their counts
 
 
 class Transition(NamedTuple):
@@ -51,7 +53,7 @@ class JobTransition(NamedTuple):
     actor: Actor
 
 
-Q, P = ExecutionStatus.QUEUED, ExecutionStatus.IN_PROGRESS
+U, Q, P = ExecutionStatus.UNRELEASED, ExecutionStatus.QUEUED, ExecutionStatus.IN_PROGRESS
 S, F = ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED
 R, T = ExecutionStatus.REJECTED, ExecutionStatus.TIMED_OUT
 X = ExecutionStatus.CANCELED
@@ -66,8 +68,16 @@ TRANSITIONS: frozenset[Transition] = frozenset(
         Transition(P, F, Actor.DEVICE),
         Transition(P, R, Actor.DEVICE),
         Transition(P, Q, Actor.DEVICE, retry_of=F),  # FAILED with a retry left
-        Transition(Q, R, Actor.OPERATOR),  # cancel: status_details {"reason": ...}
+        Transition(U, R, Actor.OPERATOR),  # cancel: status_details {"reason": ...}
+        Transition(Q, R, Actor.OPERATOR),
         Transition(P, X, Actor.OPERATOR),  # force cancel: the operator ends it while it runs
+        Transition(U, Q, Actor.SWEEP),  # released, at the rollout's rate (or all at the job's start)
+        # A job stopped by its abort rule or its end_time: STOP_ROLLOUT ends what was not released,
+        # CANCEL also what was not started, FORCE_CANCEL also what runs (status_details {"reason"}).
+        Transition(U, R, Actor.SWEEP),
+        Transition(Q, R, Actor.SWEEP),
+        Transition(P, X, Actor.SWEEP),
+        Transition(U, T, Actor.SWEEP),  # the job expired before it was released
         Transition(Q, T, Actor.SWEEP),  # the job expired
         Transition(P, T, Actor.SWEEP),  # the job expired, or its in-progress or step timeout passed
         Transition(P, Q, Actor.SWEEP, retry_of=T),  # timed out with a retry left
@@ -77,13 +87,19 @@ TRANSITIONS: frozenset[Transition] = frozenset(
 # Every job transition there is.
 JOB_TRANSITIONS: frozenset[JobTransition] = frozenset(
     {
+        JobTransition(JobStatus.SCHEDULED, JobStatus.IN_PROGRESS, Actor.SWEEP),  # its start_time came
         JobTransition(JobStatus.IN_PROGRESS, JobStatus.COMPLETED, Actor.SYSTEM),  # every execution terminal
+        JobTransition(JobStatus.SCHEDULED, JobStatus.CANCELED, Actor.OPERATOR),
         JobTransition(JobStatus.IN_PROGRESS, JobStatus.CANCELED, Actor.OPERATOR),
+        JobTransition(JobStatus.IN_PROGRESS, JobStatus.CANCELED, Actor.SYSTEM),  # an abort rule was crossed
+        JobTransition(JobStatus.IN_PROGRESS, JobStatus.CANCELED, Actor.SWEEP),  # end_time, CANCEL or FORCE_CANCEL
     }
 )
 
 TERMINAL: frozenset[ExecutionStatus] = frozenset({S, F, R, T, X})
-ACTIVE: frozenset[ExecutionStatus] = frozenset({Q, P})
+ACTIVE: frozenset[ExecutionStatus] = frozenset({U, Q, P})
+# What a device may see of its executions: everything but what was not released to it.
+HIDDEN_FROM_DEVICES: frozenset[ExecutionStatus] = frozenset({U})
 
 # What a device may ask for in PUT .../execution (a retry is what follows a FAILED, not a request).
 DEVICE_TARGETS: frozenset[ExecutionStatus] = frozenset(

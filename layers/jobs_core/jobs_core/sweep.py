@@ -1,5 +1,7 @@
-"""The scheduled sweep: time out the active executions that are due (their job expired), then
-complete the jobs they finished.
+"""The scheduled sweep: time out the active executions that are due (their job expired, their
+in-progress or step timeout passed), abort or complete the jobs that makes so, then drive the
+rollouts (rollouts.py: start scheduled jobs, release executions at their job's rate, end jobs at
+their end_time, end the executions of jobs that stopped).
 
 Bounded batches, each its own transaction; idempotent (a second run finds nothing to do); and
 overlapping runs never work at once: a run that finds the advisory lock taken stops at once.
@@ -14,14 +16,16 @@ counted (`failed`) and left for the next run, and every other row is timed out.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import DictRow
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from jobs_core.db import Connection, Database, sql_list
 from jobs_core.observability import logger
+from jobs_core.rollouts import TickResult, tick_batch
 from jobs_core.settings import settings
 from jobs_core.statemachine import Actor, ExecutionStatus, retry_sources, retry_target, sources
 
@@ -111,8 +115,11 @@ TRANSITIONS = {
     "retry_sources": retry_sources(ExecutionStatus.TIMED_OUT, Actor.SWEEP),
 }
 
-# The same rule as a device's last update (sql/jobs.sql).
+# The same rules as a device's last update (sql/jobs.sql): time-outs may cross a job's abort rule,
+# or finish the job.
+ABORT_JOBS = "SELECT abort_crossed_jobs(%(tenant_ids)s, %(job_ids)s, coalesce(%(now)s, now())) AS aborted"
 COMPLETE_JOBS = "SELECT complete_finished_jobs(%(tenant_ids)s, %(job_ids)s) AS completed"
+ROLLOUT_JOBS_PER_BATCH = 1000
 
 DESCRIBE_ROW = "SELECT tenant_id, job_id, device_id FROM job_executions WHERE ctid = %(ctid)s::tid"
 
@@ -121,9 +128,16 @@ class SweepResult(BaseModel):
     timed_out: int = 0
     retried: int = 0  # timed out with a retry left: QUEUED again as the next attempt
     completed: int = 0
+    aborted: int = 0  # jobs whose abort rule the time-outs crossed
     failed: int = 0  # rows whose time-out failed, left for the next run
     batches: int = 0
+    started: int = 0  # scheduled jobs that started
+    released: int = 0  # executions released to their devices
+    ended: int = 0  # jobs whose end_time passed
+    stopped: int = 0  # executions ended because their job stopped (abort rule, end_time)
     skipped: bool = False  # another sweep held the lock
+    # (tenant_id, job_id, released, rate in force) per job released for: for tests, not printed
+    releases: list[tuple[str, str, int, int | None]] = Field(default_factory=list, exclude=True)
 
 
 class _Busy(Exception):
@@ -144,10 +158,28 @@ def sweep(
             result.batches += 1
             if found < batch_size:
                 break
+        _tick(db, result, batch_size, max_batches, now)
     except _Busy:
         result.skipped = True
     result.failed = len(failed)
     return result
+
+
+def _tick(db: Database, result: SweepResult, budget: int, max_batches: int, now: datetime | None) -> None:
+    """The rollouts' part: batches of due jobs, each its own transaction, moving at most `budget`
+    executions, until none is due."""
+    tick = TickResult()
+    for _ in range(max_batches):
+        with db.transaction(role=settings().sweeper_role, pipeline=False):
+            due = tick_batch(_locked(db), now, ROLLOUT_JOBS_PER_BATCH, budget, tick)
+        if not due:
+            break
+    result.started += tick.started
+    result.released += tick.released
+    result.ended += tick.ended
+    result.stopped += tick.stopped
+    result.completed += tick.completed
+    result.releases += tick.releases
 
 
 def _locked(db: Database) -> Connection:
@@ -165,7 +197,7 @@ def _batch(db: Database, result: SweepResult, failed: list[str], batch_size: int
     try:
         with db.transaction(role=settings().sweeper_role, pipeline=False):
             conn = _locked(db)
-            done = _completed(conn, conn.execute(TIME_OUT_BATCH, params).fetchall())
+            done = _completed(conn, conn.execute(TIME_OUT_BATCH, params).fetchall(), now)
     except psycopg.Error as exc:
         if not _isolable(exc):
             raise
@@ -174,32 +206,50 @@ def _batch(db: Database, result: SweepResult, failed: list[str], batch_size: int
         _retry(db, result, failed, ctids, now)
         return len(ctids)
     _add(result, done)
-    return done[0] + done[2]
+    return done.timed_out + done.retried
 
 
-def _completed(conn: Connection, jobs: list[DictRow]) -> tuple[int, int, int]:
-    """Complete the jobs whose executions were timed out (jobs: tenant_id, job_id, timed_out,
-    retried): (timed out, completed, retried)."""
+class _Done(NamedTuple):
+    timed_out: int
+    completed: int
+    retried: int
+    aborted: int
+
+
+def _completed(conn: Connection, jobs: list[DictRow], now: datetime | None) -> _Done:
+    """Abort, else complete, the jobs whose executions were timed out (jobs: tenant_id, job_id,
+    timed_out, retried)."""
     if not jobs:
-        return 0, 0, 0
+        return _Done(0, 0, 0, 0)
     touched = {"tenant_ids": [row["tenant_id"] for row in jobs], "job_ids": [row["job_id"] for row in jobs]}
+    ended = [row for row in jobs if row["timed_out"]]
+    aborted = (
+        conn.execute(
+            ABORT_JOBS,
+            {"tenant_ids": [r["tenant_id"] for r in ended], "job_ids": [r["job_id"] for r in ended], "now": now},
+        ).fetchone()
+        if ended
+        else None
+    )
     completed = conn.execute(COMPLETE_JOBS, touched).fetchone()
-    return (
+    return _Done(
         sum(row["timed_out"] for row in jobs),
         completed["completed"] if completed else 0,
         sum(row["retried"] for row in jobs),
+        aborted["aborted"] if aborted else 0,
     )
 
 
-def _add(result: SweepResult, done: tuple[int, int, int]) -> None:
-    result.timed_out += done[0]
-    result.completed += done[1]
-    result.retried += done[2]
+def _add(result: SweepResult, done: _Done) -> None:
+    result.timed_out += done.timed_out
+    result.completed += done.completed
+    result.retried += done.retried
+    result.aborted += done.aborted
 
 
-def _time_out(conn: Connection, ctids: list[str], now: datetime | None) -> tuple[int, int, int]:
-    """Time out these rows (if still due) and complete the jobs they finished."""
-    return _completed(conn, conn.execute(TIME_OUT, {"ctids": ctids, "now": now, **TRANSITIONS}).fetchall())
+def _time_out(conn: Connection, ctids: list[str], now: datetime | None) -> _Done:
+    """Time out these rows (if still due) and abort or complete the jobs they finished."""
+    return _completed(conn, conn.execute(TIME_OUT, {"ctids": ctids, "now": now, **TRANSITIONS}).fetchall(), now)
 
 
 def _retry(db: Database, result: SweepResult, failed: list[str], ctids: list[str], now: datetime | None) -> None:

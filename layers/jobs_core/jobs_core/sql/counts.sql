@@ -15,6 +15,7 @@ BEGIN
         FROM old_rows o
     ), net AS (
         SELECT tenant_id, job_id, slot,
+               coalesce(sum(delta) FILTER (WHERE status = 'UNRELEASED'), 0)  AS unreleased,
                coalesce(sum(delta) FILTER (WHERE status = 'QUEUED'), 0)      AS queued,
                coalesce(sum(delta) FILTER (WHERE status = 'IN_PROGRESS'), 0) AS in_progress,
                coalesce(sum(delta) FILTER (WHERE status = 'SUCCEEDED'), 0)   AS succeeded,
@@ -26,11 +27,13 @@ BEGIN
         GROUP BY tenant_id, job_id, slot
     )
     INSERT INTO job_execution_counts AS c
-        (tenant_id, job_id, slot, queued, in_progress, succeeded, failed, rejected, timed_out, canceled)
+        (tenant_id, job_id, slot, unreleased, queued, in_progress, succeeded, failed, rejected, timed_out, canceled)
     SELECT * FROM net
-    WHERE (queued, in_progress, succeeded, failed, rejected, timed_out, canceled) <> (0, 0, 0, 0, 0, 0, 0)
+    WHERE (unreleased, queued, in_progress, succeeded, failed, rejected, timed_out, canceled)
+          <> (0, 0, 0, 0, 0, 0, 0, 0)
     ORDER BY tenant_id, job_id, slot  -- one lock order for every writer
     ON CONFLICT (tenant_id, job_id, slot) DO UPDATE SET
+        unreleased  = c.unreleased  + excluded.unreleased,
         queued      = c.queued      + excluded.queued,
         in_progress = c.in_progress + excluded.in_progress,
         succeeded   = c.succeeded   + excluded.succeeded,
@@ -44,10 +47,15 @@ END $$;
 CREATE OR REPLACE FUNCTION count_new_executions() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO job_execution_counts AS c (tenant_id, job_id, slot, queued)
-    SELECT tenant_id, job_id, slot, count(*) FROM new_rows
+    -- a new execution is QUEUED, or UNRELEASED when its job holds it back
+    INSERT INTO job_execution_counts AS c (tenant_id, job_id, slot, unreleased, queued)
+    SELECT tenant_id, job_id, slot, count(*) FILTER (WHERE status = 'UNRELEASED'),
+           count(*) FILTER (WHERE status = 'QUEUED')
+    FROM new_rows
     GROUP BY tenant_id, job_id, slot
     ORDER BY tenant_id, job_id, slot
-    ON CONFLICT (tenant_id, job_id, slot) DO UPDATE SET queued = c.queued + excluded.queued;
+    ON CONFLICT (tenant_id, job_id, slot) DO UPDATE SET
+        unreleased = c.unreleased + excluded.unreleased,
+        queued     = c.queued     + excluded.queued;
     RETURN NULL;
 END $$;

@@ -63,7 +63,8 @@ LANGUAGE sql STABLE AS $$
         'approximate_seconds_before_timed_out', seconds_until(e.timeout_at))
 $$;
 
--- One execution of the device; execution NULL when the device has no execution of that job.
+-- One execution of the device; execution NULL when the device has no execution of that job, or
+-- one not released to it yet (UNRELEASED: held back by the job's schedule or rate).
 CREATE OR REPLACE FUNCTION device_execution(p_token_hash text, p_job_id text,
                                             OUT tenant_id text, OUT device_id text, OUT execution json)
 LANGUAGE plpgsql AS $$
@@ -78,7 +79,8 @@ BEGIN
     WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
       AND e.device_id = current_setting('jobs.device_id', true)
       AND e.job_id = p_job_id
-      AND j.job_id = p_job_id;
+      AND j.job_id = p_job_id
+      AND e.status <> 'UNRELEASED';
 END $$;
 
 -- Start-next: the device's IN_PROGRESS execution if it has one (unchanged), else claim its oldest
@@ -170,6 +172,8 @@ CREATE OR REPLACE FUNCTION device_update(p_token_hash text, p_job_id text, p_sta
                                          OUT found_status text, OUT found_number bigint, OUT claimable boolean,
                                          OUT execution json)
 LANGUAGE plpgsql AS $$
+DECLARE
+    abortable boolean;
 BEGIN
     SELECT d.tenant_id, d.device_id INTO tenant_id, device_id FROM device_scope(p_token_hash) d;
     IF tenant_id IS NULL THEN
@@ -177,13 +181,15 @@ BEGIN
     END IF;
     WITH found AS (
         SELECT e.status, e.execution_number, job_claimable(j.status, j.expires_at) AS claimable,
-               j.expires_at, j.timeout_minutes, j.retries_failed, j.retries_shared
+               j.expires_at, j.timeout_minutes, j.retries_failed, j.retries_shared,
+               j.abort IS NOT NULL AS abortable
         FROM job_executions e
         JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.job_id
         WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
           AND e.device_id = current_setting('jobs.device_id', true)
           AND e.job_id = p_job_id
           AND j.job_id = p_job_id
+          AND e.status <> 'UNRELEASED'  -- not released to the device: as if it did not exist
     ), locked AS (
         -- the job as `found` read it: a waiting lock re-reads the execution, not the job
         SELECT e.attempt, e.started_at AS attempt_started_at, e.status_details AS attempt_details,
@@ -235,16 +241,21 @@ BEGIN
         FROM updated u, locked l
         WHERE l.retry
     )
-    SELECT f.status, f.execution_number, f.claimable,
+    SELECT f.status, f.execution_number, f.claimable, f.abortable,
            CASE WHEN u.job_id IS NOT NULL THEN json_build_object(
                'job_id', u.job_id, 'device_id', u.device_id, 'status', u.status,
                'execution_number', u.execution_number, 'attempt', u.attempt, 'timeout_at', u.timeout_at,
                'approximate_seconds_before_timed_out', seconds_until(u.timeout_at)) END
-    INTO found_status, found_number, claimable, execution
+    INTO found_status, found_number, claimable, abortable, execution
     FROM found f LEFT JOIN updated u ON true;
 
     IF execution IS NULL OR NOT p_terminal OR execution->>'status' <> p_status THEN
         RETURN;  -- nothing changed, or the execution is still active (in progress, or queued again)
+    END IF;
+    -- A finished execution may cross the job's abort rule (which then cancels the job: it cannot
+    -- complete any more).
+    IF abortable AND abort_crossed_jobs(ARRAY[tenant_id], ARRAY[p_job_id], now()) > 0 THEN
+        RETURN;
     END IF;
     -- The last execution to finish completes the job. Only a finisher whose own count row (slot)
     -- shows no active execution can be the last, so only such a one goes on to lock the job row.
@@ -255,7 +266,7 @@ BEGIN
         WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
           AND e.job_id = p_job_id
           AND e.device_id = current_setting('jobs.device_id', true)
-          AND c.queued + c.in_progress = 0
+          AND c.unreleased + c.queued + c.in_progress = 0
     ) THEN
         PERFORM complete_finished_jobs(ARRAY[tenant_id], ARRAY[p_job_id]);
     END IF;
