@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 
 from bench import dataset
-from bench.container import close_container_database
+from bench.container import close_container_database, use_container_database
 from bench.figures import (
     cold_start,
     deep_pages,
@@ -24,6 +24,7 @@ from bench.figures import (
     latency,
     lifecycle,
     listing,
+    rollout,
     round_trips,
     seed,
     sweep,
@@ -48,15 +49,18 @@ FIGURES = [
     cold_start,
     deep_pages,
     lifecycle,
+    rollout,
 ]
 
 
-def figures(server_url: str, devices: int, quick: bool) -> list[Figure]:
+def figures(server_url: str, devices: int, quick: bool, only: set[str] | None = None) -> list[Figure]:
     out: list[Figure] = []
     with dataset.bench_database(server_url) as url, psycopg.connect(url, autocommit=True) as admin:
         data = dataset.build(url, admin, devices, quick)
+        use_container_database(url)  # the settings the layer reads (the sweep's batch sizes) name this database
         for figure in FIGURES:
-            out += figure.run(data)
+            if only is None or figure.__name__.rsplit(".", 1)[-1] in only:
+                out += figure.run(data)
         close_container_database()
         data.db.close()
     return out
@@ -69,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the code runs")
     parser.add_argument("--out", type=Path, help="also write the table here (e.g. bench/RESULTS.md)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[figure.__name__.rsplit(".", 1)[-1] for figure in FIGURES],
+        help="run this figure only (repeatable); a figure may need what an earlier one leaves",
+    )
     args = parser.parse_args(argv)
     devices = 3000 if args.smoke else args.devices
     server_url = devdb.database_url()
@@ -77,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     transport = "a unix socket" if host.startswith("/") else f"TCP to {host}"
     started = time.perf_counter()
     with open(os.devnull, "w") as devnull, redirect_stdout(devnull):  # the handlers' EMF metrics and logs
-        rows = figures(server_url, devices, args.smoke)
+        rows = figures(server_url, devices, args.smoke, set(args.only) if args.only else None)
     printed = table(rows)
     print(printed)
     print(f"\n({time.perf_counter() - started:.0f} s)")

@@ -253,7 +253,7 @@ COMPLETE_JOB = "SELECT complete_finished_jobs(ARRAY[%(tenant_id)s], ARRAY[%(job_
 CANCEL = sql.SQL("""
 UPDATE jobs
 SET status = {canceled}, updated_at = now(), stop_reason = %(stop_reason)s, stopped_at = now(),
-    next_tick_at = NULL  -- nothing left for the schedule: its executions ended here
+    next_tick_at = NULL, next_release_at = NULL  -- nothing left for the schedule: its executions ended here
 WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s AND status IN ({cancelable})
 RETURNING job_id, status
 """).format(canceled=sql.Literal(str(JobStatus.CANCELED)), cancelable=sql_list(CANCELABLE))

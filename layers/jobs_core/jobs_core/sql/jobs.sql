@@ -107,7 +107,7 @@ BEGIN
         ORDER BY k.tenant_id, k.job_id
     )
     UPDATE jobs j
-    SET status = 'CANCELED', updated_at = p_now, stopped_at = p_now, next_tick_at = p_now,
+    SET status = 'CANCELED', updated_at = p_now, stopped_at = p_now, next_tick_at = p_now, next_release_at = NULL,
         stop_action = 'CANCEL',
         stop_reason = format('aborted: %s of %s finished executions %s (%s%%), the rule is %s%% of at least %s',
                              c.failures, c.finished, c.failure_type, round(c.failures * 100.0 / c.finished, 1),
