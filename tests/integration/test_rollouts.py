@@ -216,7 +216,9 @@ class TestScheduling:
         ).fetchall()
         by_status = Counter(row["status"] for row in rows)
         assert all(row["status_details"] == reason for row in rows if row["status"] in ("REJECTED", "CANCELED"))
-        assert detail(tenant, "fw")["progress"]["stop_reason"] == f"end_time passed: {end_behavior}"
+        progress = detail(tenant, "fw")["progress"]
+        assert progress["stop_reason"] == f"end_time passed: {end_behavior}"
+        assert progress["rate_per_minute"] == 10 and progress["next_release_at"] is None
         if end_behavior == "STOP_ROLLOUT":  # what was released goes on, and the job completes
             assert by_status == {"REJECTED": 10, "QUEUED": 18, "IN_PROGRESS": 1, "SUCCEEDED": 1}
             assert job_status(admin, tenant, "fw") == "IN_PROGRESS"

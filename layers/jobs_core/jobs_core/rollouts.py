@@ -134,7 +134,8 @@ END_REASON = "end_time passed: "
 STATE = """
 UPDATE jobs j
 SET released = CASE WHEN w.released = 0 THEN j.released ELSE coalesce(j.released, 0) + w.released END,
-    rate_per_minute = w.rate, rate_increases = w.increases, increase_baseline = w.baseline,
+    rate_per_minute = coalesce(w.rate, j.rate_per_minute), rate_increases = w.increases,
+    increase_baseline = w.baseline,
     released_until = w.released_until, next_release_at = w.next_release_at,
     next_tick_at = CASE WHEN j.stop_action IS NOT NULL AND w.stop_action IS NULL THEN j.next_tick_at
                         ELSE w.next_tick_at END
@@ -195,7 +196,7 @@ class Plan:
     stop_action: str | None = None  # in force after this tick
     stop_reason: str | None = None
     ends: list[tuple[ExecutionStatus, ExecutionStatus]] = field(default_factory=list)
-    release: int = 0  # how many to release (None-paced: all that is left, within the budget)
+    release: int = 0  # how many to release (not paced: all that is left, within the budget)
     rule: Rule = field(default_factory=lambda: Rule(None))
     rate: int | None = None
     increases: int = 0

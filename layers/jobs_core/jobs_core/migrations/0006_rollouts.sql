@@ -5,8 +5,8 @@
 -- none can claim it; the schedule releases it (QUEUED). A job before its start is SCHEDULED.
 -- Quick on a large table: new columns without rewrites, CHECKs added NOT VALID then validated (a
 -- scan that does not block writes), and two partial indexes over rows that do not exist yet; the
--- sweep's index is rebuilt over the active rows, the one that takes a while (SHARE lock: writes
--- wait, reads do not; see bench/NOTES.md for the time on 5 million executions).
+-- sweep's index is rebuilt over the active rows (SHARE lock: writes wait, reads do not). In all
+-- 1.8 s for 5 million executions (1 million active) on the bench machine.
 
 ALTER TABLE jobs
     -- as the operator gave them, for display
