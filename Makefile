@@ -6,10 +6,12 @@ PORT ?= 3000
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_PYTHON ?= python3
+AWSCLI_VENV := .venv-awscli
+AWS := $(AWSCLI_VENV)/bin/aws
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test bench fuzz lint typecheck openapi sam-validate sam-build clean
+.PHONY: run test bench fuzz lint typecheck openapi sam-validate sam-build awscli clean
 
 $(VENV)/.installed: requirements-dev.txt layers/jobs_core/requirements.txt tools/devpaths.py $(wildcard functions/*/*.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +23,22 @@ $(VENV)/.installed: requirements-dev.txt layers/jobs_core/requirements.txt tools
 run: $(VENV)/.installed
 	PORT=$(PORT) $(PY) -m jobs_local.server
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed awscli
 	$(PY) -m pytest
+
+# The AWS CLI, in a venv of its own, and .local/aws-config: the plugin that sends this service's
+# credentials (tools/awscli_jobs_plugin.py). The tests drive two of its commands.
+awscli: $(AWSCLI_VENV)/.installed .local/aws-config
+
+$(AWSCLI_VENV)/.installed: requirements-awscli.txt
+	test -x $(AWSCLI_VENV)/bin/python || $(PYTHON) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/pip install --quiet -r requirements-awscli.txt
+	$(AWSCLI_VENV)/bin/python -c "import sys, sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'iot_jobs_plugin.pth').write_text(sys.argv[1] + '\n')" "$(CURDIR)/tools"
+	touch $@
+
+.local/aws-config: tools/awscli_jobs_plugin.py
+	mkdir -p .local
+	printf '[plugins]\niot_jobs = awscli_jobs_plugin\n' > $@
 
 # Figures against baselines measured in the same run, on a database of its own; kept out of `make test`.
 bench: $(VENV)/.installed

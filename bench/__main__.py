@@ -15,6 +15,7 @@ import psycopg
 from bench import dataset
 from bench.container import close_container_database, use_container_database
 from bench.figures import (
+    aws_api,
     cold_start,
     deep_pages,
     fan_out,
@@ -50,6 +51,7 @@ FIGURES = [
     deep_pages,
     lifecycle,
     rollout,
+    aws_api,
 ]
 
 

@@ -30,8 +30,8 @@ def schema() -> dict[str, Any]:
         security_schemes=SECURITY_SCHEMES,
         on_conflict="error",
     )
-    for route in template.routes():
-        module = __import__(route.module)
+    for name in dict.fromkeys(route.module for route in template.routes()):  # a function may serve many routes
+        module = __import__(name)
         merge.add_schema(module.app.get_openapi_schema(title="IoT Jobs", security_schemes=SECURITY_SCHEMES))
     merged: dict[str, Any] = json.loads(merge.get_openapi_json_schema())
     return merged

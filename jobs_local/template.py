@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import yaml
 
@@ -53,10 +54,25 @@ class Route:
         return self.handler.rsplit(".", 1)[0]
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
-        if method != self.method:
+        """The path parameters, percent-decoded as API Gateway passes them, if this route serves it."""
+        if method != self.method and self.method != "ANY":
             return None
         found = _path_pattern(self.path).fullmatch(path)
-        return found.groupdict() if found else None
+        return {name: unquote(value) for name, value in found.groupdict().items()} if found else None
+
+    @property
+    def greedy(self) -> bool:
+        """A catch-all ({proxy+}): what a function answers for every other path of its API."""
+        return self.path.endswith("+}")
+
+    @property
+    def specificity(self) -> tuple[int, int, int]:
+        """API Gateway's choice among routes that match: a greedy {proxy+} last, then the route with
+        the most literal segments, then a method over ANY."""
+        segments = self.path.strip("/").split("/")
+        greedy = any(segment.endswith("+}") for segment in segments)
+        literal = sum(not segment.startswith("{") for segment in segments)
+        return (int(greedy), -literal, int(self.method == "ANY"))
 
     def lambda_handler(self) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         return _handler(self.handler)
@@ -73,8 +89,10 @@ def _handler(name: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
 
 @cache
 def _path_pattern(path: str) -> re.Pattern[str]:
-    """/device/v1/jobs/{job_id}/execution as a regular expression with a group per parameter."""
-    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)))
+    """/device/v1/jobs/{job_id}/execution as a regular expression with a group per parameter; a
+    greedy {proxy+} takes the rest of the path."""
+    escaped = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", re.escape(path))
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", escaped))
 
 
 @cache
@@ -110,7 +128,7 @@ def routes() -> list[Route]:
 
 def route_for(method: str, path: str, among: list[Route] | None = None) -> tuple[Route, dict[str, str]] | None:
     """The route that serves method and path (of `among`, else of the template), with its path parameters."""
-    for route in among if among is not None else routes():
+    for route in sorted(among if among is not None else routes(), key=lambda route: route.specificity):
         params = route.match(method, path)
         if params is not None:
             return route, params

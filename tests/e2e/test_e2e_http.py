@@ -67,7 +67,7 @@ def bearer(token: str) -> dict[str, str]:
 def test_openapi_lists_the_jobs_routes_as_the_seed_checks(base_url: str) -> None:
     with urllib.request.urlopen(base_url + "/openapi.json") as response:  # noqa: S310
         paths = [p for p in json.load(response)["paths"] if "jobs" in p]
-    assert sorted(paths) == [
+    assert sorted(p for p in paths if not p.startswith("/iot")) == [
         "/customer/jobs",
         "/customer/jobs/{job_id}",
         "/customer/jobs/{job_id}/executions/{device_id}",
@@ -75,6 +75,7 @@ def test_openapi_lists_the_jobs_routes_as_the_seed_checks(base_url: str) -> None
         "/device/v1/jobs/pending",
         "/device/v1/jobs/{job_id}/execution",
     ]
+    assert "/iot-jobs-data/things/{thingName}/jobs/{jobId}" in paths and "/iot/jobs/{jobId}" in paths
 
 
 def test_an_operator_and_a_device_session(base_url: str, env: dict[str, str], tenant: str) -> None:

@@ -46,6 +46,11 @@ def test_a_session_driven_by_the_event_files(tenant: str, register: Register) ->
     detail = run("OperatorGetJobFunction", event("operator_get_job", tenant=tenant))
     assert json.loads(detail["body"])["counts"]["QUEUED"] == 1
 
+    described = run("AwsIotFunction", event("aws_iot", tenant=tenant))
+    assert json.loads(described["body"])["job"]["jobProcessDetails"]["numberOfQueuedThings"] == 1, described
+    aws_pending = run("AwsJobsDataFunction", event("aws_jobs_data", token=token))
+    assert [job["jobId"] for job in json.loads(aws_pending["body"])["queuedJobs"]] == ["fw-2026-11"], aws_pending
+
     pending = run("DeviceListPendingFunction", event("device_list_pending", token=token))
     assert [job["job_id"] for job in json.loads(pending["body"])["jobs"]] == ["fw-2026-11"]
 

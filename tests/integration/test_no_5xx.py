@@ -52,8 +52,26 @@ FIELDS = st.sampled_from(
         "target_all",
         "expires_in_hours",
         "reason",
+        # AWS IoT Jobs' members (the /iot-jobs-data and /iot routes)
+        "statusDetails",
+        "expectedVersion",
+        "executionNumber",
+        "stepTimeoutInMinutes",
+        "includeJobExecutionState",
+        "targets",
+        "document",
+        "jobExecutionsRolloutConfig",
+        "abortConfig",
+        "schedulingConfig",
+        "reasonCode",
+        "comment",
     ]
 )
+# What an AWS path's parameters may hold, percent-encoded as botocore sends them (or worse).
+THINGS = st.sampled_from(["dev-0000", "dev-0001", "a%3Ab", "%00", "x" * 200, "%24next"])
+AWS_JOBS = st.sampled_from(["j", "nope", "$next", "%24next", "%00", "x" * 65])
+PROXIES = st.sampled_from(["thing-groups", "jobs/j/extra/path", "command-executions", "%00", "things"])
+METHODS = st.sampled_from(["GET", "PUT", "POST", "DELETE", "PATCH"])
 # Numbers JSON does not have, or Python cannot read, spliced into otherwise plausible bodies.
 HOSTILE_NUMBERS = st.sampled_from(["NaN", "-Infinity", "Infinity", "1e400", "-1e400", "1" * 5000, "1e-400"])
 
@@ -112,8 +130,12 @@ def claims(draw: st.DrawFn, tenant: str) -> dict[str, str] | None:
     return as_api_gateway_claims(raw)
 
 
-def path_for(route: template.Route, job_id: str) -> str:
-    return route.path.replace("{job_id}", job_id).replace("{device_id}", "dev-0000")
+def path_for(route: template.Route, job_id: str, data: st.DataObject) -> str:
+    path = route.path.replace("{job_id}", job_id).replace("{device_id}", "dev-0000")
+    for name, values in (("{thingName}", THINGS), ("{jobId}", AWS_JOBS), ("{proxy+}", PROXIES)):
+        if name in path:
+            path = path.replace(name, data.draw(values, label=name))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +161,8 @@ def test_no_request_gets_a_5xx(route: template.Route, data: st.DataObject, world
     if token:
         headers["x-provision-token"] = token
     sent = request(
-        route.method,
-        path_for(route, job_id),
+        data.draw(METHODS, label="method") if route.method == "ANY" else route.method,
+        path_for(route, job_id, data),
         headers=headers,
         body=body,
         claims=data.draw(claims(world["tenant"]), label="claims") if route.authorized else None,

@@ -13,9 +13,10 @@ def resources(kind: str) -> dict[str, dict[str, Any]]:
     return {name: r for name, r in template.load()["Resources"].items() if r["Type"] == kind}
 
 
-def test_each_handler_serves_exactly_the_route_the_template_gives_it() -> None:
-    for route in template.routes():
-        module = __import__(route.module)
+def test_each_handler_serves_exactly_the_routes_the_template_gives_it() -> None:
+    for function in {route.function: route for route in template.routes()}.values():
+        given = {(r.method, r.path) for r in template.routes() if r.function == function.function and not r.greedy}
+        module = __import__(function.module)
         served = {
             (method.upper(), path)
             for path, ops in module.app.get_openapi_schema(security_schemes=openapi.SECURITY_SCHEMES)
@@ -24,22 +25,33 @@ def test_each_handler_serves_exactly_the_route_the_template_gives_it() -> None:
             for method in ops
             if ops[method] is not None and method in ("get", "put", "post", "delete", "patch")
         }
-        assert served == {(route.method, route.path)}, route.function
+        assert served == given, function.function
+
+
+def test_every_other_path_of_the_aws_apis_reaches_their_function() -> None:
+    greedy = {(r.method, r.path, r.function) for r in template.routes() if r.greedy}
+    assert greedy == {
+        ("ANY", "/iot-jobs-data/{proxy+}", "AwsJobsDataFunction"),
+        ("ANY", "/iot/{proxy+}", "AwsIotFunction"),
+    }
 
 
 def test_template_routes_and_the_openapi_document_agree() -> None:
     documented = {(m.upper(), p) for p, ops in openapi.schema()["paths"].items() for m in ops}
-    assert documented == {(r.method, r.path) for r in template.routes()}
+    assert documented == {(r.method, r.path) for r in template.routes() if not r.greedy}
 
 
 def test_device_routes_skip_the_jwt_authorizer_and_are_throttled_operator_routes_are_not() -> None:
-    for route in template.routes():
-        event = template.functions()[route.function]["Properties"]["Events"]["Api"]["Properties"]
-        if route.path.startswith("/device/"):
-            assert not route.authorized
-            assert set(event["RouteSettings"]) == {"ThrottlingRateLimit", "ThrottlingBurstLimit"}
-        else:
-            assert route.path.startswith("/customer/") and route.authorized
+    for name, function in template.functions().items():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] != "HttpApi":
+                continue
+            path, settings = event["Properties"]["Path"], event["Properties"].get("RouteSettings", {})
+            if path.startswith(("/device/", "/iot-jobs-data/")):
+                assert event["Properties"]["Auth"] == {"Authorizer": "NONE"}, (name, path)
+                assert set(settings) == {"ThrottlingRateLimit", "ThrottlingBurstLimit"}, (name, path)
+            else:
+                assert path.startswith(("/customer/", "/iot/")) and "Auth" not in event["Properties"], (name, path)
 
 
 def test_what_operations_needs_is_declared() -> None:

@@ -26,10 +26,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobs_core.errors import (
     Conflict,
     DatabaseUnavailable,
+    Ended,
     Forbidden,
     InvalidRequest,
     JobsError,
     NotFound,
+    Refused,
     Unauthorized,
 )
 from jobs_core.models import MAX_DOCUMENT_PARAMS_BYTES, TENANT_PATTERN, ErrorBody
@@ -48,6 +50,8 @@ STATUS_OF: dict[type[JobsError], HTTPStatus] = {
     NotFound: HTTPStatus.NOT_FOUND,
     Conflict: HTTPStatus.CONFLICT,
     InvalidRequest: HTTPStatus.BAD_REQUEST,
+    Refused: HTTPStatus.BAD_REQUEST,
+    Ended: HTTPStatus.BAD_REQUEST,
 }
 
 ERRORS: dict[HTTPStatus, str] = {

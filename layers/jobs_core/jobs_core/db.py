@@ -15,10 +15,11 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 
-from jobs_core.errors import DatabaseUnavailable
+from jobs_core.errors import DatabaseBusy, DatabaseUnavailable
 from jobs_core.settings import Settings, settings
 
 Connection = psycopg.Connection[DictRow]
+BUSY = (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled, psycopg.errors.TransactionRollback)
 
 
 class Database:
@@ -105,12 +106,12 @@ class Database:
         """A lost or refused database is 503 (DatabaseUnavailable); whatever failed is rolled back."""
         try:
             yield
+        except BUSY as exc:  # a lock or statement timeout, a deadlock or serialization failure
+            self._abandon(conn)
+            raise DatabaseBusy("database busy, try again") from exc
         except psycopg.OperationalError as exc:
             self._abandon(conn)
             raise DatabaseUnavailable("database unavailable") from exc
-        except psycopg.errors.TransactionRollback as exc:  # deadlock or serialization
-            self._abandon(conn)
-            raise DatabaseUnavailable("database busy, try again") from exc
         except BaseException:
             self._abandon(conn)
             raise

@@ -29,5 +29,18 @@ class InvalidRequest(JobsError):
     """A request the state machine or the rules refuse (400)."""
 
 
+class Refused(InvalidRequest):
+    """A transition the state machine refuses from the execution's status (400)."""
+
+
+class Ended(Refused):
+    """The execution is in a terminal status: it cannot change any more (400)."""
+
+
 class DatabaseUnavailable(Exception):
     """The database cannot be reached; nothing was changed (503)."""
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """The database gave up on this call for now (a lock or statement timeout, a deadlock); nothing
+    was changed (503; try again)."""

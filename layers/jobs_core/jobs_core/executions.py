@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from jobs_core import devices
 from jobs_core.db import Database
-from jobs_core.errors import Conflict, InvalidRequest, NotFound
+from jobs_core.errors import Conflict, Ended, NotFound, Refused
 from jobs_core.models import (
     Document,
     Execution,
@@ -123,15 +123,19 @@ def update(db: Database, token: str | None, job_id: str, change: ExecutionUpdate
         if updated.status is not target:
             metrics.add_metric(name="ExecutionsRetried", unit=MetricUnit.Count, value=1)
         return updated
+    raise refusal(target, claims, change.execution_number, row)
+
+
+def refusal(target: ExecutionStatus, claims: list[str], expected: int | None, row: dict[str, Any]) -> Exception:
+    """Why device_update changed nothing, from what its statement saw."""
     found = ExecutionStatus(row["found_status"])
     if found is ExecutionStatus.CANCELED:
-        raise InvalidRequest("the operator canceled this execution while it ran: it cannot change any more")
+        return Ended("the operator canceled this execution while it ran: it cannot change any more")
     if not allowed(found, target, Actor.DEVICE):
-        raise InvalidRequest(f"cannot move an execution from {found} to {target}")
+        ended = Ended if found in TERMINAL else Refused
+        return ended(f"cannot move an execution from {found} to {target}")
     if found in claims and not row["claimable"]:
-        raise InvalidRequest("the job is canceled, completed or expired: its execution cannot be claimed")
-    if change.execution_number is not None and change.execution_number != row["found_number"]:
-        raise Conflict(
-            f"execution_number {change.execution_number} is stale: the execution is at {row['found_number']}"
-        )
-    raise Conflict("the execution changed concurrently: read it again and retry")
+        return Refused("the job is canceled, completed or expired: its execution cannot be claimed")
+    if expected is not None and expected != row["found_number"]:
+        return Conflict(f"execution_number {expected} is stale: the execution is at {row['found_number']}")
+    return Conflict("the execution changed concurrently: read it again and retry")

@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from jobs_core.db import Database, scope_to_tenant, sql_list
-from jobs_core.errors import Conflict, InvalidRequest, NotFound
+from jobs_core.errors import Conflict, InvalidRequest, NotFound, Refused
 from jobs_core.models import (
     JOB_ID_PATTERN,
     Attempt,
@@ -76,7 +76,7 @@ plan AS (
     INSERT INTO jobs (tenant_id, job_id, document_type, document_params,
                       target_device_id, target_group_id, target_all, expires_at, created_by,
                       timeout_minutes, retry, retries_failed, retries_timed_out, retries_shared,
-                      status, scheduling, rollout, abort, start_time, end_time, end_behavior,
+                      status, scheduling, rollout, abort, start_time, end_time, end_behavior, description,
                       base_rate, max_rate, increment_factor, increase_on, increase_every, rate_per_minute,
                       released, released_until, next_release_at, next_tick_at)
     SELECT current_setting('jobs.tenant_id', true), %(job_id)s, %(document_type)s, %(document_params)s,
@@ -84,6 +84,7 @@ plan AS (
            f.start_at + make_interval(hours => %(expires_in_hours)s::integer), %(created_by)s,
            %(timeout_minutes)s, %(retry)s, %(retries_failed)s, %(retries_timed_out)s, %(retries_shared)s,
            f.status, %(scheduling)s, %(rollout)s, %(abort)s, %(start_time)s, %(end_time)s, %(end_behavior)s,
+           %(description)s,
            %(base_rate)s, %(max_rate)s, %(increment_factor)s, %(increase_on)s, %(increase_every)s, %(rate)s,
            CASE WHEN %(held)s THEN f.n END,
            r.released_until,
@@ -123,7 +124,7 @@ JOB_STATUSES = {"scheduled": f"'{JobStatus.SCHEDULED}'", "running": f"'{JobStatu
 SUMMARY_COLUMNS = """
     j.job_id, j.document_type, j.document_params, j.status, j.target_device_id, j.target_group_id,
     j.target_all, j.expires_at, j.created_by, j.created_at, j.timeout_minutes, j.retry,
-    j.scheduling, j.rollout, j.abort,
+    j.scheduling, j.rollout, j.abort, j.description, j.updated_at,
     n.unreleased + n.queued + n.in_progress + n.succeeded + n.failed + n.rejected + n.timed_out + n.canceled
         AS total_executions,
     n.succeeded AS succeeded_count,
@@ -159,20 +160,21 @@ JOIN jobs j ON j.tenant_id = page.tenant_id AND j.job_id = page.job_id
 ORDER BY j.created_at DESC, j.job_id DESC
 """
 STATUS_FILTER = "AND j.status = %(status)s"
+GROUP_FILTER = "AND j.target_group_id = %(group)s"
 AFTER_FILTER = "AND (j.created_at, j.job_id) < (%(after_created_at)s, %(after_job_id)s)"
 
 
 @cache
-def _list_query(by_status: bool, after: bool) -> sql.Composed:
+def _list_query(by_status: bool, after: bool, by_group: bool = False) -> sql.Composed:
     """One statement per combination of filters: each has a plan that uses its index."""
-    filters = [STATUS_FILTER] * by_status + [AFTER_FILTER] * after
+    filters = [STATUS_FILTER] * by_status + [AFTER_FILTER] * after + [GROUP_FILTER] * by_group
     return sql.SQL(LIST).format(
         summary=sql.SQL(SUMMARY_COLUMNS), filters=sql.SQL(" ".join(filters)), counts=sql.SQL(COUNTS)
     )
 
 
 DETAIL = f"""
-SELECT {SUMMARY_COLUMNS}, j.tenant_id, j.updated_at
+SELECT {SUMMARY_COLUMNS}, j.tenant_id
 FROM jobs j
 {COUNTS}
 WHERE j.tenant_id = current_setting('jobs.tenant_id', true) AND j.job_id = %(job_id)s
@@ -253,6 +255,7 @@ COMPLETE_JOB = "SELECT complete_finished_jobs(ARRAY[%(tenant_id)s], ARRAY[%(job_
 CANCEL = sql.SQL("""
 UPDATE jobs
 SET status = {canceled}, updated_at = now(), stop_reason = %(stop_reason)s, stopped_at = now(),
+    reason_code = %(reason_code)s, comment = %(comment)s,
     next_tick_at = NULL, next_release_at = NULL  -- nothing left for the schedule: its executions ended here
 WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s AND status IN ({cancelable})
 RETURNING job_id, status
@@ -348,7 +351,13 @@ class JobsPage(NamedTuple):
 
 
 def list_jobs(
-    db: Database, tenant_id: str, status: JobStatus | None, limit: int, offset: int, cursor: str | None = None
+    db: Database,
+    tenant_id: str,
+    status: JobStatus | None,
+    limit: int,
+    offset: int,
+    cursor: str | None = None,
+    group: str | None = None,
 ) -> JobsPage:
     """Up to `limit` jobs, newest first, after `cursor` (or from the newest) and `offset` more. A
     page also stops short of about MAX_PAGE_BYTES (each job may carry 32 KiB of document), so the
@@ -361,10 +370,11 @@ def list_jobs(
         "offset": offset,
         "after_created_at": after_created_at,
         "after_job_id": after_job_id,
+        "group": group,
     }
     with db.transaction() as conn:
         scope_to_tenant(conn, tenant_id)
-        result = conn.execute(_list_query(status is not None, after is not None), params)
+        result = conn.execute(_list_query(status is not None, after is not None, group is not None), params)
     rows = result.fetchall()
     page: list[JobSummary] = []
     size = 0
@@ -376,7 +386,7 @@ def list_jobs(
     more = len(page) < len(rows)
     last = page[-1] if page else None
     return JobsPage(
-        page, _encode_cursor(json.dumps([last.created_at.isoformat(), last.job_id])) if more and last else None
+        page, encode_cursor(json.dumps([last.created_at.isoformat(), last.job_id])) if more and last else None
     )
 
 
@@ -384,7 +394,7 @@ def _decode_list_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     if not cursor:
         return None
     try:
-        created_at, job_id = json.loads(_decode_cursor(cursor))
+        created_at, job_id = json.loads(decode_cursor(cursor))
         if not isinstance(job_id, str) or not re.fullmatch(JOB_ID_PATTERN, job_id):
             raise ValueError(job_id)
         return datetime.fromisoformat(created_at), job_id
@@ -392,11 +402,11 @@ def _decode_list_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         raise InvalidRequest("invalid cursor") from None
 
 
-def _encode_cursor(position: str) -> str:
+def encode_cursor(position: str) -> str:
     return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str | None) -> str:
+def decode_cursor(cursor: str | None) -> str:
     if not cursor:
         return ""
     try:
@@ -409,7 +419,7 @@ def _decode_cursor(cursor: str | None) -> str:
 
 
 def detail(db: Database, tenant_id: str, job_id: str, limit: int, cursor: str | None) -> JobDetail:
-    after = _decode_cursor(cursor)
+    after = decode_cursor(cursor)
     with db.transaction() as conn:
         scope_to_tenant(conn, tenant_id)
         job = conn.execute(DETAIL, {"job_id": job_id})
@@ -426,7 +436,7 @@ def detail(db: Database, tenant_id: str, job_id: str, limit: int, cursor: str | 
             break
         executions.append(ExecutionSummary(**e))
     more = len(executions) < len(rows)
-    next_cursor = _encode_cursor(executions[-1].device_id) if more else None
+    next_cursor = encode_cursor(executions[-1].device_id) if more and executions else None
     return JobDetail(**_summary(row), executions=executions, next_cursor=next_cursor)
 
 
@@ -441,13 +451,25 @@ def retry_budget(request: JobCreate) -> tuple[int, int, bool]:
     return given.get("FAILED", fallback), given.get("TIMED_OUT", fallback), False
 
 
-def cancel(db: Database, tenant_id: str, job_id: str, reason: str | None, force: bool = False) -> JobCanceled:
+def cancel(
+    db: Database,
+    tenant_id: str,
+    job_id: str,
+    reason: str | None,
+    force: bool = False,
+    reason_code: str | None = None,
+    comment: str | None = None,
+) -> JobCanceled:
+    """Cancel a job (SCHEDULED or IN_PROGRESS): its QUEUED and UNRELEASED executions REJECTED, with
+    force its IN_PROGRESS ones CANCELED. reason_code and comment are AWS's CancelJob members."""
     reason = reason or DEFAULT_CANCEL_REASON
     params = {
         "job_id": job_id,
         "details": Jsonb({"reason": reason}),
         "force": force,
         "stop_reason": f"canceled{' with force' if force else ''}: {reason}",
+        "reason_code": reason_code,
+        "comment": comment,
     }
     with db.transaction() as conn:
         scope_to_tenant(conn, tenant_id)
@@ -478,15 +500,22 @@ def execution(db: Database, tenant_id: str, job_id: str, device_id: str) -> Exec
 
 
 def cancel_execution(
-    db: Database, tenant_id: str, job_id: str, device_id: str, request: ExecutionCancel, force: bool
+    db: Database,
+    tenant_id: str,
+    job_id: str,
+    device_id: str,
+    request: ExecutionCancel,
+    force: bool,
+    details: dict[str, Any] | None = None,
 ) -> ExecutionDetail:
-    """A QUEUED execution REJECTED, with force a running one CANCELED (status_details {"reason"})."""
+    """A QUEUED execution REJECTED, with force a running one CANCELED (status_details {"reason"},
+    or `details` as given)."""
     reject = sources(ExecutionStatus.REJECTED, Actor.OPERATOR)
     params = {
         "tenant_id": tenant_id,
         "job_id": job_id,
         "device_id": device_id,
-        "details": Jsonb({"reason": request.reason or DEFAULT_CANCEL_REASON}),
+        "details": Jsonb(details if details is not None else {"reason": request.reason or DEFAULT_CANCEL_REASON}),
         "rejectable": reject,
         "rejected": str(ExecutionStatus.REJECTED),
         "canceled": str(ExecutionStatus.CANCELED),
@@ -509,3 +538,38 @@ def cancel_execution(
             raise InvalidRequest(f"the execution is {status}: cancel it with force=true to end it while it runs")
         raise InvalidRequest(f"the execution is {status}: only a QUEUED (or, with force, IN_PROGRESS) one can be")
     return execution(db, tenant_id, job_id, device_id)
+
+
+# Delete a job that is over (or, with force, any): its executions first, the lock order of every
+# writer, then the job row (its count rows and attempts go with it).
+DELETABLE = [str(JobStatus.COMPLETED), str(JobStatus.CANCELED)]
+DELETE_EXECUTIONS = """
+DELETE FROM job_executions e
+WHERE e.tenant_id = current_setting('jobs.tenant_id', true) AND e.job_id = %(job_id)s
+  AND EXISTS (SELECT 1 FROM jobs j WHERE j.tenant_id = e.tenant_id AND j.job_id = e.job_id
+              AND (j.status = ANY(%(deletable)s) OR %(force)s))
+"""
+DELETE_JOB = """
+DELETE FROM jobs
+WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s
+  AND (status = ANY(%(deletable)s) OR %(force)s)
+RETURNING job_id
+"""
+
+
+def delete(db: Database, tenant_id: str, job_id: str, force: bool = False) -> None:
+    """Delete a COMPLETED or CANCELED job with its executions; with force, one still running too
+    (its devices' next calls find nothing: 404)."""
+    params = {"job_id": job_id, "deletable": DELETABLE, "force": force}
+    with db.transaction() as conn:
+        scope_to_tenant(conn, tenant_id)
+        conn.execute(DELETE_EXECUTIONS, params)
+        deleted = conn.execute(DELETE_JOB, params)
+        current = conn.execute(STATUS, params)
+    if deleted.fetchone() is not None:
+        metrics.add_metric(name="JobsDeleted", unit=MetricUnit.Count, value=1)
+        return
+    found = current.fetchone()
+    if found is None:
+        raise NotFound(f"job {job_id} not found")
+    raise Refused(f"the job is {found['status']}: delete it with force=true, or when it is over")

@@ -277,6 +277,7 @@ class JobCreate(RequestBody):
         max_length=2,
         description="a FAILED or TIMED_OUT execution with retries left is QUEUED again as a new attempt",
     )
+    description: Text | None = Field(default=None, max_length=2028, description="a short text for people")
     scheduling: Scheduling | None = None
     rollout: Rollout | None = None
     abort: list[AbortCriterion] | None = Field(
@@ -327,6 +328,8 @@ class JobSummary(Model):
     scheduling: dict[str, Any] | None
     rollout: dict[str, Any] | None
     abort: list[dict[str, Any]] | None
+    description: str | None
+    updated_at: Timestamp
     total_executions: int
     succeeded_count: int
     failed_count: int = Field(description="FAILED, TIMED_OUT, REJECTED and CANCELED")
@@ -363,7 +366,6 @@ class ExecutionDetail(ExecutionSummary, Deadline):
 
 class JobDetail(JobSummary):
     tenant_id: str
-    updated_at: Timestamp
     executions: list[ExecutionSummary] = Field(description="one page, by device_id")
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 

@@ -21,6 +21,8 @@ class Settings(BaseModel):
     tenant_claim: str = "tenant_id"
     sweep_batch_size: int = Field(default=10_000, ge=1, le=100_000)
     sweep_max_batches: int = Field(default=50, ge=1)
+    aws_region: str = "us-east-1"  # in the ARNs of the AWS IoT Jobs API
+    aws_account_id: str = "000000000000"
 
     @model_validator(mode="after")
     def _one_database(self) -> Settings:
@@ -43,5 +45,7 @@ def settings() -> Settings:
         "tenant_claim": os.environ.get("TENANT_CLAIM"),
         "sweep_batch_size": os.environ.get("SWEEP_BATCH_SIZE"),
         "sweep_max_batches": os.environ.get("SWEEP_MAX_BATCHES"),
+        "aws_region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        "aws_account_id": os.environ.get("AWS_ACCOUNT_ID"),
     }
     return Settings.model_validate({k: v for k, v in env.items() if v is not None})

@@ -1,0 +1,154 @@
+"""AWS IoT Jobs' control plane (boto3 `iot`, endpoint_url=BASE + "/iot"), the jobs operations, in
+one function: one API, one error format, the operator's JWT (checked by the API's authorizer)
+for all of them; every other operation of the model is a modelled error. The rules are the
+layer's (aws_jobs.py over the native operator logic)."""
+
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from jobs_core import aws_jobs
+from jobs_core.api import handler_for, operator
+from jobs_core.aws_http import AWS_SECURITY_OPERATOR, CONTROL_PLANE_ERRORS, aws_resolver, job, thing
+from jobs_core.aws_shapes import (
+    CONTROL_PLANE_STATUS,
+    CancelJobExecutionRequest,
+    CancelJobRequest,
+    CreateJobRequest,
+    DescribeJobExecutionResponse,
+    DescribeJobResponse,
+    GetJobDocumentResponse,
+    JobReference,
+    ListJobExecutionsForJobResponse,
+    ListJobExecutionsForThingResponse,
+    ListJobsResponse,
+)
+from jobs_core.db import database
+from jobs_core.models import DEVICE_ID_PATTERN, JOB_ID_PATTERN
+
+app = aws_resolver(CONTROL_PLANE_STATUS, unauthenticated="UnauthorizedException")
+TAGS = ["aws-iot"]
+SECURITY = AWS_SECURITY_OPERATOR
+RESPONSES = {200: {"description": "as the iot model has it"}, **CONTROL_PLANE_ERRORS}
+MaxResults = Annotated[int | None, Query(ge=1, le=aws_jobs.MAX_RESULTS)]
+Token = Annotated[str | None, Query(max_length=1024)]
+JobStatusName = Literal["IN_PROGRESS", "CANCELED", "COMPLETED", "DELETION_IN_PROGRESS", "SCHEDULED"]
+ExecutionStatusName = Literal[
+    "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED", "REMOVED", "CANCELED"
+]
+
+
+def _empty() -> Response[dict[str, str]]:
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body={})
+
+
+@app.put("/iot/jobs/<jobId>", summary="CreateJob", security=SECURITY, tags=TAGS, responses=RESPONSES)
+def create_job(jobId: str, request: CreateJobRequest) -> JobReference:
+    who = operator(app)
+    return aws_jobs.create_job(database(), who.tenant_id, who.user, job(jobId), request)
+
+
+@app.get("/iot/jobs/<jobId>", summary="DescribeJob", security=SECURITY, tags=TAGS, responses=RESPONSES)
+def describe_job(jobId: str) -> DescribeJobResponse:
+    return aws_jobs.describe_job(database(), operator(app).tenant_id, job(jobId))
+
+
+@app.get("/iot/jobs", summary="ListJobs", security=SECURITY, tags=TAGS, responses=RESPONSES)
+def list_jobs(
+    status: Annotated[JobStatusName | None, Query()] = None,
+    thingGroupName: Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN)] = None,
+    maxResults: MaxResults = None,
+    nextToken: Token = None,
+) -> ListJobsResponse:
+    return aws_jobs.list_jobs(database(), operator(app).tenant_id, status, thingGroupName, maxResults, nextToken)
+
+
+@app.put("/iot/jobs/<jobId>/cancel", summary="CancelJob", security=SECURITY, tags=TAGS, responses=RESPONSES)
+def cancel_job(
+    jobId: str,
+    request: CancelJobRequest | None = None,
+    force: Annotated[bool, Query()] = False,
+) -> JobReference:
+    return aws_jobs.cancel_job(database(), operator(app).tenant_id, job(jobId), force, request or CancelJobRequest())
+
+
+@app.delete("/iot/jobs/<jobId>", summary="DeleteJob", security=SECURITY, tags=TAGS, responses=RESPONSES)
+def delete_job(jobId: str, force: Annotated[bool, Query()] = False) -> Response[dict[str, str]]:
+    aws_jobs.delete_job(database(), operator(app).tenant_id, job(jobId), force)
+    return _empty()
+
+
+@app.put(
+    "/iot/things/<thingName>/jobs/<jobId>/cancel",
+    summary="CancelJobExecution",
+    security=SECURITY,
+    tags=TAGS,
+    responses=RESPONSES,
+)
+def cancel_execution(
+    thingName: str,
+    jobId: str,
+    request: CancelJobExecutionRequest | None = None,
+    force: Annotated[bool, Query()] = False,
+) -> Response[dict[str, str]]:
+    body = request or CancelJobExecutionRequest()
+    aws_jobs.cancel_execution(database(), operator(app).tenant_id, job(jobId), thing(thingName), force, body)
+    return _empty()
+
+
+@app.get(
+    "/iot/things/<thingName>/jobs/<jobId>",
+    summary="DescribeJobExecution",
+    security=SECURITY,
+    tags=TAGS,
+    responses=RESPONSES,
+)
+def describe_execution(
+    thingName: str,
+    jobId: str,
+    executionNumber: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> DescribeJobExecutionResponse:
+    tenant = operator(app).tenant_id
+    return aws_jobs.describe_execution(database(), tenant, job(jobId), thing(thingName), executionNumber)
+
+
+@app.get(
+    "/iot/jobs/<jobId>/things", summary="ListJobExecutionsForJob", security=SECURITY, tags=TAGS, responses=RESPONSES
+)
+def executions_for_job(
+    jobId: str,
+    status: Annotated[ExecutionStatusName | None, Query()] = None,
+    maxResults: MaxResults = None,
+    nextToken: Token = None,
+) -> ListJobExecutionsForJobResponse:
+    tenant = operator(app).tenant_id
+    return aws_jobs.list_executions_for_job(database(), tenant, job(jobId), status, maxResults, nextToken)
+
+
+@app.get(
+    "/iot/things/<thingName>/jobs",
+    summary="ListJobExecutionsForThing",
+    security=SECURITY,
+    tags=TAGS,
+    responses=RESPONSES,
+)
+def executions_for_thing(
+    thingName: str,
+    status: Annotated[ExecutionStatusName | None, Query()] = None,
+    jobId: Annotated[str | None, Query(pattern=JOB_ID_PATTERN)] = None,
+    maxResults: MaxResults = None,
+    nextToken: Token = None,
+) -> ListJobExecutionsForThingResponse:
+    tenant = operator(app).tenant_id
+    return aws_jobs.list_executions_for_thing(
+        database(), tenant, thing(thingName), status, jobId, maxResults, nextToken
+    )
+
+
+@app.get("/iot/jobs/<jobId>/job-document", summary="GetJobDocument", security=SECURITY, tags=TAGS, responses=RESPONSES)
+def get_job_document(jobId: str) -> GetJobDocumentResponse:
+    return aws_jobs.get_job_document(database(), operator(app).tenant_id, job(jobId))
+
+
+lambda_handler = handler_for(app)

@@ -1,0 +1,497 @@
+"""AWS IoT Jobs' control plane (boto3 `iot`, the jobs operations) over the same operator logic
+as the native API (jobs.py), in the operator's tenant, under the same row-level security.
+
+Mapping: a target is a thing ARN (one device) or a thing-group ARN (a group), exactly one; the
+document is a JSON object, kept as the job's document_params, its "operation" as the
+document_type; timeoutConfig, jobExecutionsRetryConfig, jobExecutionsRolloutConfig, abortConfig
+and schedulingConfig are our timeout_minutes, retry, rollout, abort and scheduling. Executions
+not released yet do not exist for AWS (it creates one when it notifies the thing): they are
+neither listed nor counted here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from jobs_core import jobs
+from jobs_core.aws_devices import document_text
+from jobs_core.aws_shapes import (
+    TARGET_ARN,
+    AwsError,
+    AwsJobSummary,
+    CancelJobExecutionRequest,
+    CancelJobRequest,
+    ControlExecutionSummary,
+    ControlJobExecution,
+    CreateJobRequest,
+    DescribeJobExecutionResponse,
+    DescribeJobResponse,
+    GetJobDocumentResponse,
+    Job,
+    JobExecutionSummaryForJob,
+    JobExecutionSummaryForThing,
+    JobProcessDetails,
+    JobReference,
+    ListJobExecutionsForJobResponse,
+    ListJobExecutionsForThingResponse,
+    ListJobsResponse,
+    arn,
+    details_map,
+    epoch,
+)
+from jobs_core.db import Database, scope_to_tenant
+from jobs_core.errors import Conflict, InvalidRequest, NotFound
+from jobs_core.models import ExecutionCancel, JobCreate, JobDetail
+from jobs_core.statemachine import ExecutionStatus, JobStatus
+
+MAX_RESULTS = 250
+UNRELEASED = str(ExecutionStatus.UNRELEASED)
+
+
+@contextmanager
+def aws_errors(**codes: str) -> Iterator[None]:
+    """Our domain errors as this operation's AWS codes (NotFound=..., Conflict=..., ...)."""
+    try:
+        yield
+    except (NotFound, Conflict, InvalidRequest) as exc:
+        for kind in type(exc).__mro__:
+            if kind.__name__ in codes:
+                raise AwsError(codes[kind.__name__], exc.message) from None
+        raise AwsError("InvalidRequestException", exc.message) from None
+
+
+def _unsupported(request: CreateJobRequest) -> str | None:
+    given = [
+        name
+        for name in ("documentSource", "presignedUrlConfig", "jobTemplateArn", "documentParameters",
+                     "destinationPackageVersions", "namespaceId")
+        if getattr(request, name) is not None
+    ]  # fmt: skip
+    if request.targetSelection == "CONTINUOUS":
+        given.append("targetSelection CONTINUOUS (targets are a snapshot)")
+    if request.schedulingConfig is not None and request.schedulingConfig.maintenanceWindows:
+        given.append("schedulingConfig.maintenanceWindows")
+    return ", ".join(given) or None
+
+
+def _time(text: str | None) -> str | None:
+    """AWS's StringDateTime ("2030-01-01T00:00", UTC when it names no offset) as ISO 8601 with one."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise AwsError("InvalidRequestException", f"not a date and time: {text[:64]!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def _create_fields(job_id: str, request: CreateJobRequest) -> dict[str, Any]:
+    if (unsupported := _unsupported(request)) is not None:
+        raise AwsError("InvalidRequestException", f"not supported by this service: {unsupported}")
+    if len(request.targets) != 1:
+        raise AwsError("InvalidRequestException", "exactly one target: a thing or a thing group ARN")
+    found = TARGET_ARN.fullmatch(request.targets[0])
+    if found is None:
+        raise AwsError("InvalidRequestException", "a target is a thing or thing group ARN")
+    if request.document is None:
+        raise AwsError("InvalidRequestException", "give the document")
+    try:
+        document = json.loads(request.document)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise AwsError("InvalidRequestException", "the document must be a JSON object")
+    operation = document.get("operation")
+    fields: dict[str, Any] = {
+        "job_id": job_id,
+        "document_type": operation if isinstance(operation, str) and 0 < len(operation) <= 100 else "document",
+        "document_params": document,
+        "expires_in_hours": None,  # AWS jobs do not expire
+        "description": request.description,
+        "target_device_id" if found.group(1) == "thing" else "target_group_id": found.group(2),
+    }
+    if request.timeoutConfig is not None:
+        fields["timeout_minutes"] = request.timeoutConfig.inProgressTimeoutInMinutes
+    if request.jobExecutionsRetryConfig is not None:
+        fields["retry"] = [
+            {"failure_type": c.failureType, "number_of_retries": c.numberOfRetries}
+            for c in request.jobExecutionsRetryConfig.criteriaList
+        ]
+    if (rollout := request.jobExecutionsRolloutConfig) is not None:
+        fields["rollout"] = {"maximum_per_minute": rollout.maximumPerMinute}
+        if (rate := rollout.exponentialRate) is not None:
+            criteria = rate.rateIncreaseCriteria
+            fields["rollout"]["exponential_rate"] = {
+                "base_rate_per_minute": rate.baseRatePerMinute,
+                "increment_factor": rate.incrementFactor,
+                "rate_increase_criteria": {
+                    k: v
+                    for k, v in (
+                        ("number_of_notified_things", criteria.numberOfNotifiedThings),
+                        ("number_of_succeeded_things", criteria.numberOfSucceededThings),
+                    )
+                    if v is not None
+                },
+            }
+    if request.abortConfig is not None:
+        fields["abort"] = [
+            {
+                "failure_type": c.failureType,
+                "action": c.action,
+                "threshold_percentage": c.thresholdPercentage,
+                "min_number_of_executed_things": c.minNumberOfExecutedThings,
+            }
+            for c in request.abortConfig.criteriaList
+        ]
+    if (scheduling := request.schedulingConfig) is not None:
+        fields["scheduling"] = {
+            k: v
+            for k, v in (
+                ("start_time", _time(scheduling.startTime)),
+                ("end_time", _time(scheduling.endTime)),
+                ("end_behavior", scheduling.endBehavior),
+            )
+            if v is not None
+        }
+    return fields
+
+
+def create_job(db: Database, tenant_id: str, user: str | None, job_id: str, request: CreateJobRequest) -> JobReference:
+    fields = _create_fields(job_id, request)
+    try:
+        create = JobCreate.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        raise AwsError("InvalidRequestException", f"{where}: {first.get('msg', 'invalid')}"[:300]) from None
+    job_arn = arn("job", job_id)
+    try:
+        jobs.create(db, tenant_id, user, create)
+    except Conflict as exc:
+        raise AwsError("ResourceAlreadyExistsException", exc.message, resourceId=job_id, resourceArn=job_arn) from None
+    except NotFound as exc:
+        raise AwsError("ResourceNotFoundException", exc.message) from None
+    return JobReference(jobArn=job_arn, jobId=job_id, description=request.description)
+
+
+# A job with what AWS shows of it that the native summary leaves out.
+EXTRA = """
+SELECT reason_code, comment, stop_action, stop_reason, target_device_id, target_group_id, target_all
+FROM jobs WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s
+"""
+
+
+def _targets(row: dict[str, Any]) -> list[str]:
+    if row["target_device_id"] is not None:
+        return [arn("thing", row["target_device_id"])]
+    if row["target_group_id"] is not None:
+        return [arn("thinggroup", row["target_group_id"])]
+    return []  # every device of the tenant: AWS has no such target
+
+
+def _configs(detail: JobDetail) -> dict[str, Any]:
+    """Our settings in AWS's names."""
+    out: dict[str, Any] = {}
+    if detail.timeout_minutes is not None:
+        out["timeoutConfig"] = {"inProgressTimeoutInMinutes": detail.timeout_minutes}
+    if detail.retry:
+        out["jobExecutionsRetryConfig"] = {
+            "criteriaList": [
+                {"failureType": c["failure_type"], "numberOfRetries": c["number_of_retries"]} for c in detail.retry
+            ]
+        }
+    if detail.rollout:
+        rollout: dict[str, Any] = {}
+        if detail.rollout.get("maximum_per_minute") is not None:
+            rollout["maximumPerMinute"] = detail.rollout["maximum_per_minute"]
+        if (rate := detail.rollout.get("exponential_rate")) is not None:
+            criteria = rate["rate_increase_criteria"]
+            rollout["exponentialRate"] = {
+                "baseRatePerMinute": rate["base_rate_per_minute"],
+                "incrementFactor": rate["increment_factor"],
+                "rateIncreaseCriteria": {
+                    "numberOfNotifiedThings": criteria.get("number_of_notified_things"),
+                    "numberOfSucceededThings": criteria.get("number_of_succeeded_things"),
+                },
+            }
+        out["jobExecutionsRolloutConfig"] = rollout
+    if detail.abort:
+        out["abortConfig"] = {
+            "criteriaList": [
+                {
+                    "failureType": c["failure_type"],
+                    "action": c["action"],
+                    "thresholdPercentage": c["threshold_percentage"],
+                    "minNumberOfExecutedThings": c["min_number_of_executed_things"],
+                }
+                for c in detail.abort
+            ]
+        }
+    if detail.scheduling:
+        out["schedulingConfig"] = {
+            "startTime": detail.scheduling.get("start_time"),
+            "endTime": detail.scheduling.get("end_time"),
+            "endBehavior": detail.scheduling.get("end_behavior"),
+        }
+    return out
+
+
+def _over(status: JobStatus) -> bool:
+    return status in (JobStatus.COMPLETED, JobStatus.CANCELED)
+
+
+def describe_job(db: Database, tenant_id: str, job_id: str) -> DescribeJobResponse:
+    with aws_errors(NotFound="ResourceNotFoundException"):
+        detail = jobs.detail(db, tenant_id, job_id, limit=0, cursor=None)
+    with db.transaction() as conn:
+        scope_to_tenant(conn, tenant_id)
+        extra = conn.execute(EXTRA, {"job_id": job_id})
+    row = extra.fetchone()
+    if row is None:  # deleted in between
+        raise AwsError("ResourceNotFoundException", f"job {job_id} not found")
+    counts = detail.counts
+    job = Job(
+        jobArn=arn("job", job_id),
+        jobId=job_id,
+        targetSelection="SNAPSHOT",
+        status=str(detail.status),
+        forceCanceled=(row["stop_reason"] or "").startswith("canceled with force")
+        or row["stop_action"] == "FORCE_CANCEL"
+        if detail.status is JobStatus.CANCELED
+        else None,
+        reasonCode=row["reason_code"],
+        comment=row["comment"],
+        targets=_targets(row),
+        description=detail.description,
+        createdAt=detail.created_at.timestamp(),
+        lastUpdatedAt=detail.updated_at.timestamp(),
+        completedAt=detail.updated_at.timestamp() if _over(detail.status) else None,
+        jobProcessDetails=JobProcessDetails(
+            numberOfCanceledThings=counts[ExecutionStatus.CANCELED],
+            numberOfSucceededThings=counts[ExecutionStatus.SUCCEEDED],
+            numberOfFailedThings=counts[ExecutionStatus.FAILED],
+            numberOfRejectedThings=counts[ExecutionStatus.REJECTED],
+            numberOfQueuedThings=counts[ExecutionStatus.QUEUED],
+            numberOfInProgressThings=counts[ExecutionStatus.IN_PROGRESS],
+            numberOfRemovedThings=0,
+            numberOfTimedOutThings=counts[ExecutionStatus.TIMED_OUT],
+        ),
+        isConcurrent=detail.progress.unreleased > 0 and detail.status is JobStatus.IN_PROGRESS,
+        **_configs(detail),
+    )
+    return DescribeJobResponse(job=job)
+
+
+def list_jobs(
+    db: Database,
+    tenant_id: str,
+    status: str | None,
+    group: str | None,
+    max_results: int | None,
+    next_token: str | None,
+) -> ListJobsResponse:
+    if status is not None and status not in {str(s) for s in JobStatus}:
+        return ListJobsResponse(jobs=[])  # DELETION_IN_PROGRESS: never here
+    with aws_errors():
+        page = jobs.list_jobs(
+            db, tenant_id, JobStatus(status) if status else None, max_results or 50, 0, next_token, group=group
+        )
+    return ListJobsResponse(
+        jobs=[
+            AwsJobSummary(
+                jobArn=arn("job", job.job_id),
+                jobId=job.job_id,
+                targetSelection="SNAPSHOT",
+                status=str(job.status),
+                createdAt=job.created_at.timestamp(),
+                lastUpdatedAt=job.updated_at.timestamp(),
+                completedAt=job.updated_at.timestamp() if _over(job.status) else None,
+                isConcurrent=job.progress.unreleased > 0 and job.status is JobStatus.IN_PROGRESS,
+            )
+            for job in page.jobs
+        ],
+        nextToken=page.next_cursor,
+    )
+
+
+def cancel_job(db: Database, tenant_id: str, job_id: str, force: bool, request: CancelJobRequest) -> JobReference:
+    with aws_errors(NotFound="ResourceNotFoundException"):
+        jobs.cancel(
+            db,
+            tenant_id,
+            job_id,
+            request.comment or request.reasonCode,
+            force=force,
+            reason_code=request.reasonCode,
+            comment=request.comment,
+        )
+    return JobReference(jobArn=arn("job", job_id), jobId=job_id)
+
+
+def delete_job(db: Database, tenant_id: str, job_id: str, force: bool) -> None:
+    with aws_errors(NotFound="ResourceNotFoundException", Refused="InvalidStateTransitionException"):
+        jobs.delete(db, tenant_id, job_id, force)
+
+
+def cancel_execution(
+    db: Database, tenant_id: str, job_id: str, thing: str, force: bool, request: CancelJobExecutionRequest
+) -> None:
+    """A QUEUED execution REJECTED, with force an IN_PROGRESS one CANCELED; statusDetails as given."""
+    _released(db, tenant_id, job_id, thing)
+    cancel = ExecutionCancel(execution_number=request.expectedVersion or None)
+    with aws_errors(
+        NotFound="ResourceNotFoundException",
+        Conflict="VersionConflictException",
+        InvalidRequest="InvalidStateTransitionException",
+    ):
+        jobs.cancel_execution(db, tenant_id, job_id, thing, cancel, force, details=request.statusDetails)
+
+
+def _released(db: Database, tenant_id: str, job_id: str, thing: str) -> dict[str, Any]:
+    """The execution, as AWS would have it: one not released yet does not exist."""
+    with aws_errors(NotFound="ResourceNotFoundException"):
+        found = jobs.execution(db, tenant_id, job_id, thing)
+    if found.status is ExecutionStatus.UNRELEASED:
+        raise AwsError("ResourceNotFoundException", f"no execution of job {job_id} for thing {thing}")
+    return found.model_dump()
+
+
+def describe_execution(
+    db: Database, tenant_id: str, job_id: str, thing: str, execution_number: int | None
+) -> DescribeJobExecutionResponse:
+    e = _released(db, tenant_id, job_id, thing)
+    if execution_number is not None and execution_number != e["attempt"]:
+        ended = next((a for a in e["attempts"] if a["attempt"] == execution_number), None)
+        if ended is None:
+            raise AwsError("ResourceNotFoundException", f"no attempt {execution_number} of job {job_id} for {thing}")
+        return DescribeJobExecutionResponse(
+            execution=ControlJobExecution(
+                jobId=job_id,
+                status=str(ended["status"]),
+                statusDetails={"detailsMap": details_map(ended["status_details"]) or {}},
+                thingArn=arn("thing", thing),
+                startedAt=epoch(ended["started_at"]),
+                lastUpdatedAt=epoch(ended["finished_at"]),
+                executionNumber=execution_number,
+            )
+        )
+    return DescribeJobExecutionResponse(
+        execution=ControlJobExecution(
+            jobId=job_id,
+            status=str(e["status"]),
+            forceCanceled=e["status"] is ExecutionStatus.CANCELED or None,
+            statusDetails={"detailsMap": details_map(e["status_details"]) or {}},
+            thingArn=arn("thing", thing),
+            queuedAt=epoch(e["queued_at"]),
+            startedAt=epoch(e["started_at"]),
+            lastUpdatedAt=epoch(e["last_updated_at"]),
+            executionNumber=e["attempt"],
+            versionNumber=e["execution_number"],
+            approximateSecondsBeforeTimedOut=e["approximate_seconds_before_timed_out"],
+        )
+    )
+
+
+def _summary(row: dict[str, Any]) -> ControlExecutionSummary:
+    return ControlExecutionSummary(
+        status=row["status"],
+        queuedAt=epoch(row["queued_at"]),
+        startedAt=epoch(row["started_at"]),
+        lastUpdatedAt=epoch(row["last_updated_at"]),
+        executionNumber=row["attempt"],
+        retryAttempt=row["attempt"] - 1,
+    )
+
+
+EXECUTION_COLUMNS = "job_id, device_id, status, attempt, queued_at, started_at, last_updated_at"
+# A page of a job's executions by device id, and of a device's by job id (job_executions_by_device),
+# never what was not released.
+FOR_JOB = f"""
+SELECT {EXECUTION_COLUMNS} FROM job_executions
+WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s AND device_id > %(after)s
+  AND status <> %(unreleased)s AND (%(status)s::text IS NULL OR status = %(status)s::text)
+ORDER BY device_id
+LIMIT %(limit)s
+"""
+FOR_THING = f"""
+SELECT {EXECUTION_COLUMNS} FROM job_executions
+WHERE tenant_id = current_setting('jobs.tenant_id', true) AND device_id = %(thing)s AND job_id > %(after)s
+  AND status <> %(unreleased)s AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (%(job_id)s::text IS NULL OR job_id = %(job_id)s::text)
+ORDER BY job_id
+LIMIT %(limit)s
+"""
+JOB_EXISTS = "SELECT 1 FROM jobs WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s"
+THING_EXISTS = """
+SELECT 1 FROM device_state WHERE tenant_id = current_setting('jobs.tenant_id', true) AND device_id = %(thing)s
+"""
+
+
+def _page(
+    db: Database,
+    tenant_id: str,
+    query: str,
+    exists: str,
+    params: dict[str, Any],
+    by: str,
+    max_results: int | None,
+    next_token: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of executions ordered by `by`, and the token of the next; 404 when what they are of
+    (exists) is not the tenant's."""
+    limit = max_results or 50
+    with aws_errors():
+        after = jobs.decode_cursor(next_token)
+    with db.transaction() as conn:
+        scope_to_tenant(conn, tenant_id)
+        page = conn.execute(query, {**params, "after": after, "limit": limit + 1, "unreleased": UNRELEASED})
+        found = conn.execute(exists, params)
+    if found.fetchone() is None:
+        raise AwsError("ResourceNotFoundException", "not found: " + ", ".join(f"{v}" for v in params.values() if v))
+    rows = page.fetchall()
+    return rows[:limit], jobs.encode_cursor(rows[limit - 1][by]) if len(rows) > limit else None
+
+
+def list_executions_for_job(
+    db: Database, tenant_id: str, job_id: str, status: str | None, max_results: int | None, next_token: str | None
+) -> ListJobExecutionsForJobResponse:
+    params = {"job_id": job_id, "status": status}
+    rows, token = _page(db, tenant_id, FOR_JOB, JOB_EXISTS, params, "device_id", max_results, next_token)
+    return ListJobExecutionsForJobResponse(
+        executionSummaries=[
+            JobExecutionSummaryForJob(thingArn=arn("thing", r["device_id"]), jobExecutionSummary=_summary(r))
+            for r in rows
+        ],
+        nextToken=token,
+    )
+
+
+def list_executions_for_thing(
+    db: Database,
+    tenant_id: str,
+    thing: str,
+    status: str | None,
+    job_id: str | None,
+    max_results: int | None,
+    next_token: str | None,
+) -> ListJobExecutionsForThingResponse:
+    params = {"thing": thing, "status": status, "job_id": job_id}
+    rows, token = _page(db, tenant_id, FOR_THING, THING_EXISTS, params, "job_id", max_results, next_token)
+    return ListJobExecutionsForThingResponse(
+        executionSummaries=[
+            JobExecutionSummaryForThing(jobId=r["job_id"], jobExecutionSummary=_summary(r)) for r in rows
+        ],
+        nextToken=token,
+    )
+
+
+def get_job_document(db: Database, tenant_id: str, job_id: str) -> GetJobDocumentResponse:
+    with aws_errors(NotFound="ResourceNotFoundException"):
+        detail = jobs.detail(db, tenant_id, job_id, limit=0, cursor=None)
+    return GetJobDocumentResponse(document=document_text(detail.document_type, detail.document_params))
