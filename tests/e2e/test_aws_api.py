@@ -207,7 +207,14 @@ def test_every_modelled_error_is_its_boto3_exception_class(
     )
     raises(iot, "InvalidStateTransitionException", lambda: iot.cancel_job_execution(jobId="e1", thingName="thing-1"))
     raises(iot, "InvalidStateTransitionException", lambda: iot.delete_job(jobId="e1"))
-    raises(iot, "InvalidRequestException", lambda: iot.list_thing_groups())  # not an operation of this service
+    # operations of the models this service does not speak: a modelled error, never a 404 page or a 500
+    raises(iot, "InvalidRequestException", lambda: iot.list_thing_groups())
+    raises(iot, "InvalidRequestException", lambda: iot.update_job(jobId="e1", description="x"))  # PATCH /jobs/{id}
+    raises(
+        jobs,
+        "InvalidRequestException",
+        lambda: jobs.start_command_execution(targetArn=f"{ARN}:thing/thing-1", commandArn=f"{ARN}:command/c"),
+    )
     nobody = control_plane(base_url, None)  # a verified token without a tenant
     raises(nobody, "UnauthorizedException", lambda: nobody.list_jobs())
     # a database that gives up on a call (a lock held elsewhere past the lock timeout): throttled

@@ -164,6 +164,22 @@ class TestPacedRelease:
         assert sum(statuses(admin, tenant, j)["QUEUED"] for j in "abc") == 3 * 20 + 3 * 20
 
 
+def test_sweeps_at_once_release_no_more_than_the_rate(
+    database_url: str, db: Database, tenant: str, register: Register, admin: Admin
+) -> None:
+    register(tenant, 200)
+    create(tenant, job_id="fw", rollout={"maximum_per_minute": 30})
+    t0 = created_at(admin, tenant, "fw")
+    sweep(db, now=t0)  # what other tests left due
+
+    outcomes = all_at_once(database_url, 8, lambda worker, i: sweep(worker, now=t0 + timedelta(minutes=1)))
+
+    results = [o.result for o in outcomes]
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sum(released(r, tenant) for r in results if isinstance(r, SweepResult)) == 30
+    assert statuses(admin, tenant, "fw") == {"QUEUED": 60, "UNRELEASED": 140}
+
+
 class TestScheduling:
     def test_a_scheduled_job_is_invisible_until_its_start(
         self, db: Database, tenant: str, register: Register, admin: Admin
