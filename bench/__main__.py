@@ -25,6 +25,7 @@ from bench.figures import (
     latency,
     lifecycle,
     listing,
+    pg_cpu,
     rollout,
     round_trips,
     seed,
@@ -52,6 +53,7 @@ FIGURES = [
     lifecycle,
     rollout,
     aws_api,
+    pg_cpu,
 ]
 
 
