@@ -45,7 +45,7 @@ from jobs_core.statemachine import (
     sources,
 )
 
-PENDING_LIMIT = 100  # of each list: summaries carry no document, so a page stays small
+PENDING_LIMIT = 10  # of each list, oldest first: the native pending call's limit
 
 PENDING = "SELECT * FROM aws_pending(%(key)s, %(thing)s, %(limit)s)"
 DESCRIBE = "SELECT * FROM aws_execution(%(key)s, %(thing)s, %(job_id)s, %(attempt)s)"

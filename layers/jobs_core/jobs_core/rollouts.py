@@ -25,6 +25,7 @@ from fractions import Fraction
 from typing import Any
 
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from jobs_core.db import Connection, sql_list
 from jobs_core.statemachine import Actor, ExecutionStatus, JobStatus, job_sources, sources
@@ -61,18 +62,16 @@ LIMIT %(jobs)s
 
 def _move(source: ExecutionStatus, target: ExecutionStatus, *, ordered: bool) -> sql.Composed:
     """Move up to `take` executions of each job from source to target, in one statement; returns
-    (tenant_id, job_id, moved). Each job's rows come from an index over its rows in `source`, so
-    the cost follows what is moved. Releases pass over rows another transaction holds (SKIP
+    (tenant_id, job_id, moved). Each job's rows come from an index over its rows in `source`, and
+    are then updated by the ctids they were locked at (a TID scan), so the cost follows what is
+    moved, whatever the planner estimates. Releases pass over rows another transaction holds (SKIP
     LOCKED: only an operator's cancel would, which ends them anyway); ends wait for them."""
     assert source in sources(target, Actor.SWEEP), (source, target)
     released = target is Q
     return sql.SQL("""
-WITH wanted AS (
-    SELECT * FROM unnest(%(tenant_ids)s::text[], %(job_ids)s::text[], %(takes)s::int[], %(reasons)s::text[])
-        AS w(tenant_id, job_id, take, reason)
-), picked AS (
-    SELECT r.ctid, w.reason
-    FROM wanted w
+WITH picked AS (
+    SELECT r.ctid
+    FROM unnest(%(tenant_ids)s::text[], %(job_ids)s::text[], %(takes)s::int[]) AS w(tenant_id, job_id, take)
     CROSS JOIN LATERAL (
         SELECT e.ctid FROM job_executions e
         WHERE e.tenant_id = w.tenant_id AND e.job_id = w.job_id AND e.status = {source}
@@ -83,8 +82,7 @@ WITH wanted AS (
 ), moved AS (
     UPDATE job_executions e
     SET status = {target}, last_updated_at = coalesce(%(now)s, now()), {changes}
-    FROM picked p
-    WHERE e.ctid = ANY (ARRAY(SELECT ctid FROM picked)) AND e.ctid = p.ctid AND e.status IN ({sources})
+    WHERE e.ctid = ANY (ARRAY(SELECT ctid FROM picked)) AND e.status IN ({sources})
     RETURNING e.tenant_id, e.job_id
 )
 SELECT tenant_id, job_id, count(*)::int AS moved FROM moved GROUP BY tenant_id, job_id
@@ -95,11 +93,13 @@ SELECT tenant_id, job_id, count(*)::int AS moved FROM moved GROUP BY tenant_id, 
         order=sql.SQL("ORDER BY e.device_id" if ordered else ""),
         skip=sql.SQL("SKIP LOCKED" if released else ""),
         # a release makes the execution visible (queued from now); an end is a change the device
-        # sees: a new version, the reason, and no deadline any more
+        # sees: a new version, its job's reason (looked up by key in a JSON object, not joined),
+        # and no deadline any more
         changes=sql.SQL(
             "queued_at = coalesce(%(now)s, now())"
             if released
-            else "execution_number = e.execution_number + 1, status_details = jsonb_build_object('reason', p.reason),"
+            else "execution_number = e.execution_number + 1,"
+            " status_details = jsonb_build_object('reason', %(reasons)s::jsonb ->> (e.tenant_id || ' ' || e.job_id)),"
             " timeout_at = NULL, step_timeout_at = NULL, sweep_at = NULL"
         ),
     )
@@ -318,7 +318,8 @@ def _keys(plans: list[Plan]) -> dict[str, list[str]]:
 
 
 def _moves(plans: list[Plan], takes: list[int], now: datetime | None) -> dict[str, Any]:
-    return {**_keys(plans), "takes": takes, "reasons": [p.stop_reason or "" for p in plans], "now": now}
+    reasons = Jsonb({f"{p.tenant_id} {p.job_id}": p.stop_reason or "" for p in plans})  # tenant ids have no space
+    return {**_keys(plans), "takes": takes, "reasons": reasons, "now": now}
 
 
 def _state(
