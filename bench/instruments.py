@@ -98,6 +98,16 @@ class Outcome:
     ms: float  # how long it took, from the common start
 
 
+def round_trips_per_call(counter: RoundTripCounter, calls: dict[str, Callable[[], object]]) -> dict[str, int]:
+    """How many round trips each call took through the counting relay, in order."""
+    trips = {}
+    for name, call in calls.items():
+        before = counter.count()
+        call()
+        trips[name] = counter.count() - before
+    return trips
+
+
 def all_at_once(conninfo: str, n: int, work: Callable[[Database, int], Any]) -> list[Outcome]:
     """Run work(database, i) for i in range(n), all released at the same instant."""
     barrier = threading.Barrier(n)

@@ -9,7 +9,7 @@ import uuid
 from bench.container import handler_call, use_container_database
 from bench.dataset import SMALL, Dataset, device_id, token
 from bench.harness import Call, Figure, interleaved, ms, p50_ratio
-from bench.instruments import RoundTripCounter
+from bench.instruments import RoundTripCounter, round_trips_per_call
 from jobs_core import aws_devices, jobs
 from jobs_core.aws_shapes import StartNextPendingJobExecutionRequest, UpdateJobExecutionRequest
 from jobs_core.db import Database
@@ -42,11 +42,7 @@ def round_trips(data: Dataset) -> Figure:
             counted, me, thing, StartNextPendingJobExecutionRequest(stepTimeoutInMinutes=5)
         ),
     }
-    trips = {}
-    for name, call in calls.items():
-        before = counter.count()
-        call()
-        trips[name] = counter.count() - before
+    trips = round_trips_per_call(counter, calls)
     counted.close()
     counter.close()
     detail = ", ".join(f"{k} {v}" for k, v in trips.items())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.dataset import SMALL, Dataset, token
 from bench.harness import Call, Figure
-from bench.instruments import RoundTripCounter
+from bench.instruments import RoundTripCounter, round_trips_per_call
 from jobs_core import executions, jobs
 from jobs_core.db import Database
 from jobs_core.models import ExecutionUpdate, JobCreate, StartNext
@@ -30,11 +30,7 @@ def run(data: Dataset) -> list[Figure]:
         "finish": lambda: executions.update(counted, me, "rt", ExecutionUpdate(status="SUCCEEDED")),
         "start-next": lambda: executions.start_next(counted, me, StartNext(step_timeout_minutes=5)),
     }
-    trips = {}
-    for name, call in calls.items():
-        before = counter.count()
-        call()
-        trips[name] = counter.count() - before
+    trips = round_trips_per_call(counter, calls)
     counted.close()
     counter.close()
     detail = ", ".join(f"{k} {v}" for k, v in trips.items())

@@ -155,11 +155,17 @@ def _refusal(status: HTTPStatus, message: str) -> dict[str, Any]:
     }
 
 
-def resolver() -> APIGatewayHttpResolver:
-    """A resolver for one function, with validation and every error mapped."""
-    app = JsonResolver(
+def json_resolver() -> JsonResolver:
+    """A resolver whose bodies are strict JSON, validated against the route's models; its errors
+    are the caller's to map (resolver() maps them for the native API)."""
+    return JsonResolver(
         enable_validation=True, response_validation_error_http_code=500, json_body_deserializer=strict_json
     )
+
+
+def resolver() -> APIGatewayHttpResolver:
+    """A resolver for one function, with validation and every error mapped."""
+    app = json_resolver()
 
     @app.exception_handler(JobsError)
     def domain_error(exc: JobsError) -> Response[dict[str, Any]]:

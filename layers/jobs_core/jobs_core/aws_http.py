@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
-from jobs_core.api import JsonResolver, strict_json
+from jobs_core.api import json_resolver
 from jobs_core.aws_shapes import CONTROL_PLANE_STATUS, DATA_PLANE_STATUS, AwsError
 from jobs_core.errors import DatabaseBusy, DatabaseUnavailable, Forbidden, JobsError, NotFound, Unauthorized
 from jobs_core.models import DEVICE_ID_PATTERN, JOB_ID_PATTERN
@@ -60,9 +60,7 @@ def aws_error(statuses: dict[str, int], code: str, message: str, **members: str)
 
 def aws_resolver(statuses: dict[str, int], unauthenticated: str) -> APIGatewayHttpResolver:
     """A resolver for one AWS API (its codes' statuses; the code of a caller it cannot identify)."""
-    app = JsonResolver(
-        enable_validation=True, response_validation_error_http_code=500, json_body_deserializer=strict_json
-    )
+    app = json_resolver()
 
     def error(code: str, message: str, **members: str) -> Response[dict[str, Any]]:
         return aws_error(statuses, code, message, **members)

@@ -180,18 +180,18 @@ def create_job(db: Database, tenant_id: str, user: str | None, job_id: str, requ
     return JobReference(jobArn=job_arn, jobId=job_id, description=request.description)
 
 
-# A job with what AWS shows of it that the native summary leaves out.
+# What AWS shows of a job that the native detail leaves out.
 EXTRA = """
-SELECT reason_code, comment, stop_action, stop_reason, target_device_id, target_group_id, target_all
+SELECT reason_code, comment, stop_action
 FROM jobs WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s
 """
 
 
-def _targets(row: dict[str, Any]) -> list[str]:
-    if row["target_device_id"] is not None:
-        return [arn("thing", row["target_device_id"])]
-    if row["target_group_id"] is not None:
-        return [arn("thinggroup", row["target_group_id"])]
+def _targets(job: JobDetail) -> list[str]:
+    if job.target_device_id is not None:
+        return [arn("thing", job.target_device_id)]
+    if job.target_group_id is not None:
+        return [arn("thinggroup", job.target_group_id)]
     return []  # every device of the tenant: AWS has no such target
 
 
@@ -261,13 +261,10 @@ def describe_job(db: Database, tenant_id: str, job_id: str) -> DescribeJobRespon
         jobId=job_id,
         targetSelection="SNAPSHOT",
         status=str(detail.status),
-        forceCanceled=(row["stop_reason"] or "").startswith("canceled with force")
-        or row["stop_action"] == "FORCE_CANCEL"
-        if detail.status is JobStatus.CANCELED
-        else None,
+        forceCanceled=row["stop_action"] == "FORCE_CANCEL" if detail.status is JobStatus.CANCELED else None,
         reasonCode=row["reason_code"],
         comment=row["comment"],
-        targets=_targets(row),
+        targets=_targets(detail),
         description=detail.description,
         createdAt=detail.created_at.timestamp(),
         lastUpdatedAt=detail.updated_at.timestamp(),

@@ -36,6 +36,7 @@ from jobs_core.models import (
     RolloutProgress,
 )
 from jobs_core.observability import metrics
+from jobs_core.rollouts import Rule
 from jobs_core.statemachine import Actor, ExecutionStatus, JobStatus, job_sources, sources
 
 MAX_EXECUTIONS_PAGE = 1000
@@ -43,7 +44,6 @@ MAX_EXECUTIONS_PAGE = 1000
 # a job's detail never becomes a multi-megabyte response.
 MAX_PAGE_BYTES = 1024 * 1024
 DEFAULT_CANCEL_REASON = "canceled by operator"
-DEFAULT_MAXIMUM_PER_MINUTE = 1000  # an exponential rate's ceiling when the operator gives none (AWS's)
 
 # The targets of a new job, resolved once, at creation (snapshot semantics).
 TARGET_DEVICE = """
@@ -77,7 +77,7 @@ plan AS (
                       target_device_id, target_group_id, target_all, expires_at, created_by,
                       timeout_minutes, retry, retries_failed, retries_timed_out, retries_shared,
                       status, scheduling, rollout, abort, start_time, end_time, end_behavior, description,
-                      base_rate, max_rate, increment_factor, increase_on, increase_every, rate_per_minute,
+                      rate_per_minute,
                       released, released_until, next_release_at, next_tick_at)
     SELECT current_setting('jobs.tenant_id', true), %(job_id)s, %(document_type)s, %(document_params)s,
            %(target_device_id)s, %(target_group_id)s, %(target_all)s,
@@ -85,7 +85,7 @@ plan AS (
            %(timeout_minutes)s, %(retry)s, %(retries_failed)s, %(retries_timed_out)s, %(retries_shared)s,
            f.status, %(scheduling)s, %(rollout)s, %(abort)s, %(start_time)s, %(end_time)s, %(end_behavior)s,
            %(description)s,
-           %(base_rate)s, %(max_rate)s, %(increment_factor)s, %(increase_on)s, %(increase_every)s, %(rate)s,
+           %(rate)s,
            CASE WHEN %(held)s THEN f.n END,
            r.released_until,
            CASE WHEN f.status = {scheduled} THEN %(start_time)s
@@ -254,7 +254,8 @@ COMPLETE_JOB = "SELECT complete_finished_jobs(ARRAY[%(tenant_id)s], ARRAY[%(job_
 
 CANCEL = sql.SQL("""
 UPDATE jobs
-SET status = {canceled}, updated_at = now(), stop_reason = %(stop_reason)s, stopped_at = now(),
+SET status = {canceled}, updated_at = now(), stop_action = %(stop_action)s, stop_reason = %(stop_reason)s,
+    stopped_at = now(),
     reason_code = %(reason_code)s, comment = %(comment)s,
     next_tick_at = NULL, next_release_at = NULL  -- nothing left for the schedule: its executions ended here
 WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s AND status IN ({cancelable})
@@ -303,29 +304,18 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
 
 
 def _rollout_params(request: JobCreate) -> dict[str, Any]:
-    """The scheduling, rollout and abort settings as the jobs row keeps them."""
-    scheduling, rollout = request.scheduling, request.rollout
-    exponential = rollout.exponential_rate if rollout else None
-    criteria = exponential.rate_increase_criteria if exponential else None
-    max_rate = (rollout.maximum_per_minute or DEFAULT_MAXIMUM_PER_MINUTE) if rollout else None
-    base_rate = exponential.base_rate_per_minute if exponential else None
+    """The scheduling, rollout and abort settings as the jobs row keeps them; the rollout's rule is
+    read from its setting (rollouts.Rule), here for the rate in force at the start."""
+    scheduling = request.scheduling
+    rollout = request.rollout.model_dump(mode="json", exclude_none=True) if request.rollout else None
     return {
         "scheduling": Jsonb(scheduling.model_dump(mode="json")) if scheduling else None,
-        "rollout": Jsonb(rollout.model_dump(mode="json", exclude_none=True)) if rollout else None,
+        "rollout": Jsonb(rollout) if rollout else None,
         "abort": Jsonb([criterion.model_dump() for criterion in request.abort]) if request.abort else None,
         "start_time": scheduling.start_time if scheduling else None,
         "end_time": scheduling.end_time if scheduling else None,
         "end_behavior": scheduling.end_behavior if scheduling else None,
-        "base_rate": base_rate,
-        "max_rate": max_rate,
-        "rate": base_rate or max_rate,  # the rate in force at the start
-        "increment_factor": exponential.increment_factor if exponential else None,
-        "increase_on": None
-        if criteria is None
-        else ("notified" if criteria.number_of_notified_things is not None else "succeeded"),
-        "increase_every": None
-        if criteria is None
-        else (criteria.number_of_notified_things or criteria.number_of_succeeded_things),
+        "rate": Rule.of(rollout).rate(0),
         "held": rollout is not None or (scheduling is not None and scheduling.start_time is not None),
     }
 
@@ -467,6 +457,7 @@ def cancel(
         "job_id": job_id,
         "details": Jsonb({"reason": reason}),
         "force": force,
+        "stop_action": "FORCE_CANCEL" if force else "CANCEL",  # how it stopped (its executions ended here)
         "stop_reason": f"canceled{' with force' if force else ''}: {reason}",
         "reason_code": reason_code,
         "comment": comment,

@@ -44,7 +44,7 @@ ENDS: dict[str, list[tuple[ExecutionStatus, ExecutionStatus]]] = {
 
 DUE = """
 SELECT coalesce(%(now)s, now()) AS now, j.tenant_id, j.job_id, j.status, j.start_time, j.end_time, j.end_behavior,
-       j.base_rate, j.max_rate, j.increment_factor, j.increase_on, j.increase_every, j.rate_per_minute,
+       j.rollout, j.rate_per_minute,
        j.rate_increases, j.increase_baseline, j.released, j.released_until, j.stop_action, j.stop_reason,
        n.unreleased, n.queued, n.in_progress, n.succeeded
 FROM jobs j
@@ -149,6 +149,9 @@ WHERE j.tenant_id = w.tenant_id AND j.job_id = w.job_id
 COMPLETE = "SELECT complete_finished_jobs(%(tenant_ids)s, %(job_ids)s) AS completed"
 
 
+DEFAULT_MAXIMUM_PER_MINUTE = 1000  # an exponential rate's ceiling when the operator gives none (AWS's)
+
+
 @dataclass
 class Rule:
     """How fast a job's executions are released: NULL max_rate is not paced."""
@@ -159,6 +162,22 @@ class Rule:
     increase_on: str | None = None  # "notified" | "succeeded"
     increase_every: int | None = None
 
+    @classmethod
+    def of(cls, rollout: dict[str, Any] | None) -> Rule:
+        """The rule of a job's `rollout` setting, as the operator gave it (models.Rollout)."""
+        if not rollout:
+            return cls(None)
+        rate = rollout.get("exponential_rate") or {}
+        criteria = rate.get("rate_increase_criteria") or {}
+        notified, succeeded = criteria.get("number_of_notified_things"), criteria.get("number_of_succeeded_things")
+        return cls(
+            rollout.get("maximum_per_minute") or DEFAULT_MAXIMUM_PER_MINUTE,
+            rate.get("base_rate_per_minute"),
+            rate.get("increment_factor"),
+            "notified" if notified else "succeeded" if succeeded else None,
+            notified or succeeded,
+        )
+
     def rate(self, increases: int) -> int | None:
         """The rate in force after that many increases (exactly: the factor has one decimal)."""
         if self.max_rate is None:
@@ -167,10 +186,6 @@ class Rule:
             return self.max_rate
         exact = self.base_rate * Fraction(str(self.increment_factor)) ** increases
         return min(self.max_rate, math.floor(exact))
-
-
-def rule_of(job: dict[str, Any]) -> Rule:
-    return Rule(job["max_rate"], job["base_rate"], job["increment_factor"], job["increase_on"], job["increase_every"])
 
 
 def credit(rate: int, released_until: datetime | None, now: datetime) -> tuple[int, datetime]:
@@ -224,7 +239,7 @@ def plan(job: dict[str, Any], now: datetime) -> Plan:
         if p.stop_action != "STOP_ROLLOUT":
             status = JobStatus.CANCELED
     p.running = status is JobStatus.IN_PROGRESS
-    p.rule = rule_of(job)
+    p.rule = Rule.of(job["rollout"])
     p.increases, p.baseline = job["rate_increases"], job["increase_baseline"]
     p.released_until = job["released_until"]
     if p.stop_action is not None:
@@ -255,7 +270,6 @@ class TickResult:
     ended: int = 0
     stopped: int = 0  # executions ended because their job stopped (abort, end_time)
     completed: int = 0
-    jobs: int = 0
     # (tenant_id, job_id, released, the rate in force) for every job this tick released for
     releases: list[tuple[str, str, int, int | None]] = field(default_factory=list)
 
@@ -270,9 +284,9 @@ def tick_batch(conn: Connection, now: datetime | None, jobs: int, budget: int, r
     plans = [plan(job, at) for job in due]
     left = budget
     released: dict[tuple[str, str], int] = {}
-    for p in plans:  # the budget goes to the jobs due longest, in order
-        p.release = min(p.release, left)
-        left -= p.release
+    takes, left = _allot([p.release for p in plans], left)
+    for p, take in zip(plans, takes, strict=True):
+        p.release = take
     wanted = [p for p in plans if p.release > 0]
     if wanted:
         for row in conn.execute(RELEASE, _moves(wanted, [p.release for p in wanted], now)):
@@ -280,11 +294,11 @@ def tick_batch(conn: Connection, now: datetime | None, jobs: int, budget: int, r
     ended: dict[tuple[str, str], int] = {}
     for move, statement in END_ROWS.items():
         stopping = [p for p in plans if move in p.ends]
-        takes = [min(left, p.active) for p in stopping]
-        stopping = [p for p, take in zip(stopping, takes, strict=True) if take > 0]
-        if not stopping:
+        takes, _ = _allot([p.active - ended.get((p.tenant_id, p.job_id), 0) for p in stopping], left)
+        moving = [(p, take) for p, take in zip(stopping, takes, strict=True) if take > 0]
+        if not moving:
             continue
-        for row in conn.execute(statement, _moves(stopping, [min(left, p.active) for p in stopping], now)):
+        for row in conn.execute(statement, _moves([p for p, _ in moving], [take for _, take in moving], now)):
             key = (row["tenant_id"], row["job_id"])
             ended[key] = ended.get(key, 0) + row["moved"]
             left -= row["moved"]
@@ -304,13 +318,21 @@ def tick_batch(conn: Connection, now: datetime | None, jobs: int, budget: int, r
         found = conn.execute(COMPLETE, keys).fetchone()
         result.completed += found["completed"] if found else 0
     conn.execute(STATE, _state(plans, released, ended, at, left))
-    result.jobs += len(due)
     result.released += sum(released.values())
     result.stopped += sum(ended.values())
     result.releases += [
         (p.tenant_id, p.job_id, released.get((p.tenant_id, p.job_id), 0), p.rate) for p in plans if p.release
     ]
     return len(due)
+
+
+def _allot(wants: list[int], budget: int) -> tuple[list[int], int]:
+    """The budget to the jobs in order (due longest first): what each may move, and what is left."""
+    takes = []
+    for want in wants:
+        takes.append(min(want, budget))
+        budget -= takes[-1]
+    return takes, budget
 
 
 def _keys(plans: list[Plan]) -> dict[str, list[str]]:

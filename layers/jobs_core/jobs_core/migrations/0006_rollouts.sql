@@ -16,14 +16,7 @@ ALTER TABLE jobs
     ADD COLUMN start_time timestamptz,
     ADD COLUMN end_time timestamptz,
     ADD COLUMN end_behavior text CHECK (end_behavior IN ('STOP_ROLLOUT', 'CANCEL', 'FORCE_CANCEL')),
-    -- the rollout rule: executions per minute, from base_rate up by increment_factor each time
-    -- increase_every more things were notified or succeeded, up to max_rate; NULLs: not paced
-    ADD COLUMN base_rate integer CHECK (base_rate BETWEEN 1 AND 1000),
-    ADD COLUMN max_rate integer CHECK (max_rate BETWEEN 1 AND 1000),
-    ADD COLUMN increment_factor double precision CHECK (increment_factor BETWEEN 1.1 AND 5.0),
-    ADD COLUMN increase_on text CHECK (increase_on IN ('notified', 'succeeded')),
-    ADD COLUMN increase_every integer CHECK (increase_every >= 1),
-    -- the rollout's state, kept by the schedule (rollouts.py)
+    -- the rollout's state, kept by the schedule (rollouts.py; its rule is read from `rollout`)
     ADD COLUMN rate_per_minute integer,          -- the rate in force
     ADD COLUMN rate_increases integer NOT NULL DEFAULT 0,
     ADD COLUMN increase_baseline bigint NOT NULL DEFAULT 0,  -- the criterion's count at the last increase
