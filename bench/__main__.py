@@ -26,6 +26,7 @@ from bench.figures import (
     lifecycle,
     listing,
     pg_cpu,
+    pooled_load,
     rollout,
     round_trips,
     seed,
@@ -54,6 +55,7 @@ FIGURES = [
     rollout,
     aws_api,
     pg_cpu,
+    pooled_load,
 ]
 
 
