@@ -8,6 +8,7 @@ from jobs_core import jobs
 from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
 from jobs_core.db import database
 from jobs_core.models import JOB_ID_PATTERN, JobDetail
+from jobs_core.statemachine import ExecutionStatus
 
 app = resolver()
 
@@ -15,6 +16,7 @@ app = resolver()
 @app.get(
     "/customer/jobs/<job_id>",
     summary="Read a job with a page of its executions",
+    description="`executions_status` lists the executions in that status only (the cursor pages on by device id).",
     security=OPERATOR_SECURITY,
     responses={200: {"description": "the job"}, **ERROR_RESPONSES},
     tags=["operator"],
@@ -23,8 +25,10 @@ def get_job(
     job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)],
     executions_limit: Annotated[int, Query(ge=1, le=jobs.MAX_EXECUTIONS_PAGE)] = jobs.MAX_EXECUTIONS_PAGE,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
+    executions_status: Annotated[ExecutionStatus | None, Query()] = None,
 ) -> JobDetail:
-    return jobs.detail(database(), operator(app).tenant_id, job_id, executions_limit, cursor)
+    tenant_id = operator(app).tenant_id
+    return jobs.detail(database(), tenant_id, job_id, executions_limit, cursor, executions_status)
 
 
 lambda_handler = handler_for(app)

@@ -75,3 +75,12 @@ def test_a_session_driven_by_the_event_files(tenant: str, register: Register) ->
 
     swept = run("SweepExpiredFunction", event("sweep_expired"))
     assert swept["skipped"] is False
+
+
+def test_the_console_page_is_served_with_its_policy() -> None:
+    served = run("OperatorConsoleFunction", event("operator_console"))
+    assert served["statusCode"] == 200, served
+    headers = {k.lower(): v for k, v in served["headers"].items()}
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert '<script src="/console/app.js" defer></script>' in served["body"]

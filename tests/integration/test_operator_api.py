@@ -174,6 +174,26 @@ class TestDetail:
         }
         assert body["total_executions"] == 5 and body["tenant_id"] == tenant
 
+    def test_filters_executions_by_status_and_pages_on(
+        self, tenant: str, register: Register, create_job: CreateJob
+    ) -> None:
+        tokens = register(tenant, 5)
+        create_job(tenant, job_id="j")
+        for device in ("dev-0001", "dev-0003"):
+            assert (
+                invoke("PUT", "/device/v1/jobs/j/execution", token=tokens[device], body={"status": "IN_PROGRESS"})[0]
+                == 200
+            )
+        query = "executions_status=QUEUED&executions_limit=2"
+        status, first = as_operator(tenant, "GET", "/customer/jobs/j", query=query)
+        assert status == 200 and [e["device_id"] for e in first["executions"]] == ["dev-0000", "dev-0002"]
+        _, rest = as_operator(tenant, "GET", "/customer/jobs/j", query=f"{query}&cursor={first['next_cursor']}")
+        assert [e["device_id"] for e in rest["executions"]] == ["dev-0004"] and rest["next_cursor"] is None
+        _, running = as_operator(tenant, "GET", "/customer/jobs/j", query="executions_status=IN_PROGRESS")
+        assert [e["device_id"] for e in running["executions"]] == ["dev-0001", "dev-0003"]
+        assert running["counts"]["QUEUED"] == 3  # the counts are the job's, whatever the filter
+        assert as_operator(tenant, "GET", "/customer/jobs/j", query="executions_status=DONE")[0] == 422
+
     @pytest.mark.parametrize("query", ["executions_limit=0", "executions_limit=1001", "cursor=%%%"])
     def test_bad_paging_is_4xx(self, tenant: str, register: Register, create_job: CreateJob, query: str) -> None:
         register(tenant, 1)
