@@ -11,7 +11,7 @@ AWS := $(AWSCLI_VENV)/bin/aws
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test bench fuzz lint typecheck openapi sam-validate sam-build awscli clean
+.PHONY: run test test-pooled pgbouncer chromium bench fuzz lint typecheck openapi sam-validate sam-build awscli clean
 
 $(VENV)/.installed: requirements-dev.txt layers/jobs_core/requirements.txt tools/devpaths.py $(wildcard functions/*/*.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,27 @@ $(VENV)/.installed: requirements-dev.txt layers/jobs_core/requirements.txt tools
 run: $(VENV)/.installed
 	PORT=$(PORT) $(PY) -m jobs_local.server
 
-test: $(VENV)/.installed awscli
+test: $(VENV)/.installed awscli pgbouncer chromium
 	$(PY) -m pytest
+
+# The whole suite again with the handlers, the local server and the tools connected through
+# PgBouncer in transaction mode (5 server connections), as RDS Proxy stands in front of Aurora.
+test-pooled: $(VENV)/.installed awscli pgbouncer chromium
+	JOBS_TEST_POOLED=1 $(PY) -m pytest
+
+# Debian's Chromium and its WebDriver, which the console's test drives headless (as root, as here).
+chromium:
+	@{ test -x /usr/bin/chromium && test -x /usr/bin/chromedriver; } || \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; } && \
+	  test -x /usr/bin/chromedriver || { echo "could not install chromium and chromium-driver (apt-get, as root)" >&2; exit 1; }
+
+# Debian's PgBouncer, which the tests start on ports of their own (installed as root, as here).
+pgbouncer:
+	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >/dev/null; }; } && \
+	  test -x /usr/sbin/pgbouncer || { echo "could not install pgbouncer (apt-get, as root)" >&2; exit 1; }
 
 # The AWS CLI, in a venv of its own, and .local/aws-config: the plugin that sends this service's
 # credentials (tools/awscli_jobs_plugin.py). The tests drive two of its commands.

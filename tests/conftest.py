@@ -8,14 +8,13 @@ folder's tests carry the marker of its name (`pytest -m unit`); `make test` runs
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,8 @@ from jobs_core.models import JobCreate, JobCreated
 from jobs_core.settings import settings
 from jobs_local import devdb
 from jobs_local.devdb import ROOT
-from tests.factories import Admin, CreateJob, Register, scratch_database
+from jobs_local.pooler import free_port, pooled
+from tests.factories import POOLED, Admin, CreateJob, Register, scratch_database
 
 FOLDERS = ("unit", "integration", "e2e")
 
@@ -49,9 +49,19 @@ def server_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(server_url: str) -> Iterator[str]:
+def owner_url(server_url: str) -> Iterator[str]:
+    """The session's scratch database, migrated, straight to the server (the owner's way in)."""
     with scratch_database(server_url) as url:
         migrate(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(owner_url: str) -> Iterator[str]:
+    """What the handlers, the local server and the tools connect to: the scratch database, through
+    a PgBouncer in transaction mode (5 server connections) when JOBS_TEST_POOLED=1 (`make
+    test-pooled`), as RDS Proxy stands in front of Aurora."""
+    with pooled(owner_url) if POOLED else nullcontext(owner_url) as url:
         saved = os.environ.get("DATABASE_URL")
         os.environ["DATABASE_URL"] = url  # what the handlers' settings read
         settings.cache_clear()
@@ -76,9 +86,9 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
-def admin(database_url: str) -> Iterator[Admin]:
+def admin(owner_url: str) -> Iterator[Admin]:
     """The owner (superuser) connection, to look behind the API's back."""
-    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+    with psycopg.connect(owner_url, autocommit=True, row_factory=dict_row) as conn:
         yield conn
 
 
@@ -109,12 +119,6 @@ def create_job(db: Database) -> CreateJob:
         return jobs.create(db, tenant_id, "tester", JobCreate(**fields))
 
     return _create
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

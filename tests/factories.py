@@ -3,6 +3,7 @@ a test makes behind the API's back (as the owner), each written once."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,9 @@ from psycopg.rows import DictRow
 from jobs_core.db import Database, use_database
 from jobs_core.models import JobCreated
 from jobs_core.statemachine import ExecutionStatus
+
+# `make test-pooled`: the handlers, the local server and the tools connect through PgBouncer.
+POOLED = os.environ.get("JOBS_TEST_POOLED") == "1"
 
 Admin = psycopg.Connection[DictRow]
 

@@ -24,7 +24,8 @@ from jobs_core import devices, executions, jobs
 from jobs_core.db import Database
 from jobs_core.models import ExecutionUpdate, JobCreate, Rollout
 from jobs_local.devdb import ROOT
-from tests.conftest import free_port, local_server
+from jobs_local.pooler import free_port
+from tests.conftest import local_server
 from tests.factories import expire_job
 
 

@@ -3,18 +3,21 @@ device call, migrations, and behaviour when the database goes away."""
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 import threading
 
 import psycopg
 import pytest
 
 from bench.instruments import RoundTripCounter
-from jobs_core import executions
+from jobs_core import aws_devices, executions
 from jobs_core.db import Database
 from jobs_core.errors import DatabaseUnavailable
 from jobs_core.migrate import migrate
 from jobs_core.models import ExecutionUpdate, StartNext
-from tests.factories import Admin, CreateJob, Register, container_database, scratch_database
+from tests.factories import POOLED, Admin, CreateJob, Register, container_database, scratch_database
 from tests.helpers import invoke
 
 TENANT_TABLES = ["device_state", "device_group_members", "jobs", "job_executions", "job_execution_counts"]
@@ -154,8 +157,12 @@ def test_a_broken_connection_is_replaced_on_the_next_call(
 ) -> None:
     token = register(tenant, 1)["dev-0000"]
     create_job(tenant, job_id="j")
-    pid = db.connection().info.backend_pid
-    admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    conn = db.connection()
+    pid = conn.info.backend_pid
+    if POOLED:  # the server connections are the pooler's, shared with other tests: cut this client's
+        socket.socket(fileno=os.dup(conn.pgconn.socket)).shutdown(socket.SHUT_RDWR)
+    else:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
     with pytest.raises(DatabaseUnavailable):
         executions.pending(db, token)  # this call finds the connection dead: 503, nothing done
@@ -163,13 +170,43 @@ def test_a_broken_connection_is_replaced_on_the_next_call(
     assert db.connection().info.backend_pid != pid
 
 
-def test_connections_fail_fast_and_run_as_the_runtime_role(db: Database) -> None:
-    settings = (
-        db.connection()
-        .execute(
-            "SELECT current_user AS role, current_setting('statement_timeout') AS statement,"
-            " current_setting('lock_timeout') AS lock, current_setting('TimeZone') AS zone"
-        )
-        .fetchone()
+def test_each_transaction_runs_as_the_runtime_role_and_leaves_nothing_on_the_connection(db: Database) -> None:
+    probe = (
+        "SELECT current_user AS role, current_setting('statement_timeout') AS statement,"
+        " current_setting('lock_timeout') AS lock, current_setting('TimeZone') AS zone"
     )
-    assert settings == {"role": "jobs_runtime", "statement": "5s", "lock": "2500ms", "zone": "UTC"}
+    with db.transaction() as conn:
+        inside = conn.execute(probe)
+    assert inside.fetchone() == {"role": "jobs_runtime", "statement": "5s", "lock": "2500ms", "zone": "UTC"}
+    with db.transaction(role="jobs_sweeper", pipeline=False) as conn:
+        assert conn.execute(probe).fetchone() == {
+            "role": "jobs_sweeper",
+            "statement": "5s",
+            "lock": "2500ms",
+            "zone": "UTC",
+        }
+    # The connection itself is as it was opened (the tests' login is a superuser): a pooler
+    # could hand it to anyone, and nothing the last transaction set would follow.
+    conn = db.connection()
+    after = conn.execute(probe).fetchone()
+    assert after is not None and after["role"] == conn.info.user and after["statement"] == "0"
+
+
+def test_every_device_function_the_layer_calls_sets_its_own_role_and_lock_timeout(admin: Admin) -> None:
+    called = {
+        re.search(r"FROM (\w+)\(", query).group(1)  # type: ignore[union-attr]
+        for query in (*_statements(executions), *_statements(aws_devices))
+    }
+    assert called == {
+        "device_pending", "device_execution", "device_start_next", "device_update",
+        "aws_pending", "aws_execution", "aws_start_next", "aws_update",
+    }  # fmt: skip
+    rows = admin.execute("SELECT proname, proconfig FROM pg_proc WHERE proname = ANY(%s)", [sorted(called)]).fetchall()
+    assert {row["proname"]: row["proconfig"] for row in rows} == {
+        name: ["role=jobs_runtime", "lock_timeout=2500ms", "TimeZone=UTC"] for name in called
+    }
+
+
+def _statements(module: object) -> list[str]:
+    """The statements a module sends with fetch_one (its upper-case string constants)."""
+    return [v for k, v in vars(module).items() if k.isupper() and isinstance(v, str) and v.startswith("SELECT * FROM")]

@@ -19,8 +19,9 @@ from jobs_core.models import EndBehavior
 from jobs_core.statemachine import JOB_TRANSITIONS, TRANSITIONS, ExecutionStatus, JobStatus
 
 STATUSES = {str(s) for s in ExecutionStatus} | {str(s) for s in JobStatus}
-# Upper-case literals that are not statuses: the ways a rollout ends (stop_action, end_behavior).
-NAMES = STATUSES | set(get_args(EndBehavior))
+# Upper-case literals that are not statuses: the ways a rollout ends (stop_action, end_behavior),
+# and the time zone the device functions set.
+NAMES = STATUSES | set(get_args(EndBehavior)) | {"UTC"}
 CONNECTED = {
     "job_executions": {(str(t.source), str(t.target)) for t in TRANSITIONS},
     "jobs": {(str(t.source), str(t.target)) for t in JOB_TRANSITIONS},

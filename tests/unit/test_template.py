@@ -50,6 +50,8 @@ def test_device_routes_skip_the_jwt_authorizer_and_are_throttled_operator_routes
             if path.startswith(("/device/", "/iot-jobs-data/")):
                 assert event["Properties"]["Auth"] == {"Authorizer": "NONE"}, (name, path)
                 assert set(settings) == {"ThrottlingRateLimit", "ThrottlingBurstLimit"}, (name, path)
+            elif path.startswith("/console"):  # the page asks for the token and sends it itself
+                assert event["Properties"]["Auth"] == {"Authorizer": "NONE"}, (name, path)
             else:
                 assert path.startswith(("/customer/", "/iot/")) and "Auth" not in event["Properties"], (name, path)
 
@@ -65,15 +67,39 @@ def test_what_operations_needs_is_declared() -> None:
     sweep = template.functions()["SweepExpiredFunction"]["Properties"]
     assert sweep["ReservedConcurrentExecutions"] == 1
     assert sweep["Events"]["EveryMinute"]["Properties"]["ScheduleExpression"] == "rate(1 minute)"
-    assert set(resources("AWS::CloudWatch::Alarm")) == {"Api5xxRateAlarm", "SweepFailingAlarm"}
+    assert set(resources("AWS::CloudWatch::Alarm")) == {
+        "Api5xxRateAlarm",
+        "SweepFailingAlarm",
+        "ProxySessionPinningAlarm",
+    }
     assert resources("Custom::DatabaseSchema")["DatabaseSchema"]["Properties"]["ServiceToken"]
 
 
 def test_every_function_may_read_its_database_secret_and_nothing_runs_migrations_on_requests() -> None:
     for name, function in template.functions().items():
         policies = function["Properties"]["Policies"]
+        if name == "OperatorConsoleFunction":  # static files: no database, no secret
+            assert policies == []
+            continue
         assert any("AWSSecretsManagerGetSecretValuePolicy" in policy for policy in policies), name
     routed = {route.module for route in template.routes()}
     for module_name in routed:
         source = (ROOT / "functions" / module_name / f"{module_name}.py").read_text()
         assert "migrate" not in source, module_name
+
+
+def test_the_proxy_pins_nothing_and_an_alarm_says_if_it_does() -> None:
+    """Issue 15: nothing the functions send pins a session (tests/integration/test_pooler.py runs
+    them through a transaction pooler); the proxy's own connections carry the device calls'
+    statement timeout, and session pinning raises an alarm."""
+    pool = resources("AWS::RDS::DBProxyTargetGroup")["JobsDbProxyTargetGroup"]["Properties"]
+    assert pool["ConnectionPoolConfigurationInfo"]["InitQuery"] == "SET statement_timeout = 5000"
+    assert "SessionPinningFilters" not in pool["ConnectionPoolConfigurationInfo"]  # nothing excused
+    alarms = resources("AWS::CloudWatch::Alarm").values()
+    pinned = [
+        a["Properties"]
+        for a in alarms
+        if a["Properties"].get("MetricName") == "DatabaseConnectionsCurrentlySessionPinned"
+    ]
+    assert len(pinned) == 1 and pinned[0]["Threshold"] == 0
+    assert pinned[0]["Dimensions"] == [{"Name": "ProxyName", "Value": "JobsDbProxy"}]  # a Ref, as loaded

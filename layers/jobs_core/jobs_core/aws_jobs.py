@@ -45,7 +45,7 @@ from jobs_core.aws_shapes import (
     details_map,
     epoch,
 )
-from jobs_core.db import Database, scope_to_tenant
+from jobs_core.db import Database
 from jobs_core.errors import Conflict, InvalidRequest, NotFound
 from jobs_core.models import ExecutionCancel, JobCreate, JobDetail
 from jobs_core.statemachine import ExecutionStatus, JobStatus
@@ -249,8 +249,7 @@ def _over(status: JobStatus) -> bool:
 def describe_job(db: Database, tenant_id: str, job_id: str) -> DescribeJobResponse:
     with aws_errors(NotFound="ResourceNotFoundException"):
         detail = jobs.detail(db, tenant_id, job_id, limit=0, cursor=None)
-    with db.transaction() as conn:
-        scope_to_tenant(conn, tenant_id)
+    with db.transaction(tenant_id=tenant_id) as conn:
         extra = conn.execute(EXTRA, {"job_id": job_id})
     row = extra.fetchone()
     if row is None:  # deleted in between
@@ -445,8 +444,7 @@ def _page(
     limit = max_results or 50
     with aws_errors():
         after = jobs.decode_cursor(next_token)
-    with db.transaction() as conn:
-        scope_to_tenant(conn, tenant_id)
+    with db.transaction(tenant_id=tenant_id) as conn:
         page = conn.execute(query, {**params, "after": after, "limit": limit + 1, "unreleased": UNRELEASED})
         found = conn.execute(exists, params)
     if found.fetchone() is None:

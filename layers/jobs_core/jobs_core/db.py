@@ -51,23 +51,13 @@ class Database:
                 row_factory=dict_row,
                 connect_timeout=self._connect_timeout_s,
                 application_name="iot-jobs",
-            )
-            # The request path always runs as the role that owns nothing, even when the login
-            # user could do more (a superuser locally), so RLS applies as in production. Set with
-            # SQL, not startup options, which RDS Proxy refuses; fail fast rather than hang.
-            conn.execute(
-                sql.SQL("SET ROLE {}; SET statement_timeout = {}; SET lock_timeout = {}; SET TimeZone = 'UTC'").format(
-                    sql.Identifier(self._role),
-                    sql.Literal(self._statement_timeout_ms),
-                    sql.Literal(self._statement_timeout_ms // 2),
-                )
+                # No server-side prepared statements: a transaction pooler (PgBouncer) sends the
+                # next statement to another server connection, and RDS Proxy pins on them.
+                prepare_threshold=None,
             )
         except psycopg.OperationalError as exc:
             self._refresh_credentials = True  # the secret may have been rotated
             raise DatabaseUnavailable("database unavailable") from exc
-        except psycopg.Error as exc:  # e.g. a login user that may not SET ROLE: a deployment fault
-            conn.close()
-            raise DatabaseUnavailable(f"database connection refused: {type(exc).__name__}") from exc
         self._conn = conn
         self._refresh_credentials = False
         return self._conn
@@ -79,13 +69,17 @@ class Database:
 
     def fetch_one(self, query: LiteralString, params: Mapping[str, Any]) -> DictRow | None:
         """One statement, its own transaction (the connection is in autocommit): one round trip,
-        the cheapest unit of work there is. Returns its first row."""
+        the cheapest unit of work there is. Returns its first row. The statement brings its own
+        role and lock timeout: it calls a device function, whose SET clauses give them (see
+        sql/device_calls.sql), as nothing is set on the connection."""
         conn = self.connection()
         with self._failures(conn):
             return conn.execute(query, params).fetchone()
 
     @contextmanager
-    def transaction(self, *, role: str | None = None, pipeline: bool = True) -> Iterator[Connection]:
+    def transaction(
+        self, *, role: str | None = None, tenant_id: str | None = None, pipeline: bool = True
+    ) -> Iterator[Connection]:
         """One transaction.
 
         Pipelined (the default), it is one round trip: the statements executed on the yielded
@@ -94,11 +88,25 @@ class Database:
         protocol: they commit together at the Sync, or the first error skips the rest and rolls
         all back. (No BEGIN/COMMIT needed; `set_config(..., true)` lasts until that Sync.)
         Without the pipeline, an explicit transaction whose statements run at once, for work
-        that decides as it goes."""
+        that decides as it goes.
+
+        Its first statement gives it its role (the runtime's unless told), timeouts, time zone and
+        tenant (row-level security then shows it that tenant's rows only; none: no tenant's), for
+        this transaction only: nothing lasts on the connection, so a transaction pooler may hand
+        the next transaction to any server connection, and RDS Proxy has nothing to pin."""
         conn = self.connection()
         with self._failures(conn), conn.pipeline() if pipeline else conn.transaction():
-            if role is not None:
-                conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            conn.execute(
+                "SELECT set_config('role', %s, true), set_config('statement_timeout', %s, true),"
+                " set_config('lock_timeout', %s, true), set_config('TimeZone', 'UTC', true),"
+                " set_config('jobs.tenant_id', %s, true)",
+                [
+                    role or self._role,
+                    str(self._statement_timeout_ms),
+                    str(self._statement_timeout_ms // 2),
+                    tenant_id or "",
+                ],
+            )
             yield conn
 
     @contextmanager
@@ -156,11 +164,6 @@ def sql_list(values: list[str]) -> sql.Composable:
     """Values as a list of SQL literals, for `IN (...)`: statements built from the state machine's
     table once, at import, keep constants the planner can match against partial indexes."""
     return sql.SQL(", ").join(sql.Literal(value) for value in values)
-
-
-def scope_to_tenant(conn: Connection, tenant_id: str) -> None:
-    """Scope the transaction to one tenant: row-level security shows it nothing else."""
-    conn.execute("SELECT set_config('jobs.tenant_id', %s, true)", [tenant_id])
 
 
 _database: Database | None = None

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from psycopg.rows import DictRow
 
-from jobs_core.db import Database, scope_to_tenant
+from jobs_core.db import Database
 from jobs_core.errors import Conflict, InvalidRequest, Unauthorized
 from jobs_core.models import DEVICE_ID_PATTERN, TENANT_PATTERN
 from jobs_core.observability import logger
@@ -67,8 +67,7 @@ def register(db: Database, tenant_id: str, device_ids: Iterable[str]) -> dict[st
     ids = list(device_ids)
     check_ids(tenant_id, ids)
     tokens = {device_id: new_token() for device_id in ids}
-    with db.transaction(pipeline=False) as conn:
-        scope_to_tenant(conn, tenant_id)
+    with db.transaction(tenant_id=tenant_id, pipeline=False) as conn:
         taken = [row["device_id"] for row in conn.execute(EXISTING, {"tenant_id": tenant_id, "ids": ids})]
         if taken:
             raise Conflict(f"already registered: {', '.join(sorted(taken)[:5])}")
@@ -86,8 +85,7 @@ def add_to_group(db: Database, tenant_id: str, group_id: str, device_ids: Iterab
     ids = list(dict.fromkeys(device_ids))
     check_ids(tenant_id, [group_id], "group id")
     check_ids(tenant_id, ids)
-    with db.transaction(pipeline=False) as conn:
-        scope_to_tenant(conn, tenant_id)
+    with db.transaction(tenant_id=tenant_id, pipeline=False) as conn:
         known = {row["device_id"] for row in conn.execute(EXISTING, {"tenant_id": tenant_id, "ids": ids})}
         unknown = [device_id for device_id in ids if device_id not in known]
         if unknown:

@@ -20,7 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from jobs_core.db import Database, scope_to_tenant, sql_list
+from jobs_core.db import Database, sql_list
 from jobs_core.errors import Conflict, InvalidRequest, NotFound, Refused
 from jobs_core.models import (
     JOB_ID_PATTERN,
@@ -187,7 +187,7 @@ EXECUTIONS_PAGE = f"""
 SELECT {EXECUTION_COLUMNS}
 FROM job_executions
 WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id = %(job_id)s
-  AND device_id > %(after)s
+  AND device_id > %(after)s AND (%(status)s::text IS NULL OR status = %(status)s::text)
 ORDER BY device_id
 LIMIT %(limit)s
 """
@@ -286,8 +286,7 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
     }
     statement = CREATE.format(targets=targets, **JOB_STATUSES, **(HELD_BACK if params["held"] else ALL_RELEASED))
     try:
-        with db.transaction() as conn:
-            scope_to_tenant(conn, tenant_id)
+        with db.transaction(tenant_id=tenant_id) as conn:
             result = conn.execute(statement, params)
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"job {params['job_id']} already exists") from None
@@ -362,8 +361,7 @@ def list_jobs(
         "after_job_id": after_job_id,
         "group": group,
     }
-    with db.transaction() as conn:
-        scope_to_tenant(conn, tenant_id)
+    with db.transaction(tenant_id=tenant_id) as conn:
         result = conn.execute(_list_query(status is not None, after is not None, group is not None), params)
     rows = result.fetchall()
     page: list[JobSummary] = []
@@ -408,12 +406,20 @@ def decode_cursor(cursor: str | None) -> str:
     return after
 
 
-def detail(db: Database, tenant_id: str, job_id: str, limit: int, cursor: str | None) -> JobDetail:
+def detail(
+    db: Database,
+    tenant_id: str,
+    job_id: str,
+    limit: int,
+    cursor: str | None,
+    status: ExecutionStatus | None = None,
+) -> JobDetail:
+    """The job, its counts, and one page of its executions by device id (those in `status`
+    only, when given; the cursor goes on from the last device id either way)."""
     after = decode_cursor(cursor)
-    with db.transaction() as conn:
-        scope_to_tenant(conn, tenant_id)
+    with db.transaction(tenant_id=tenant_id) as conn:
         job = conn.execute(DETAIL, {"job_id": job_id})
-        page = conn.execute(EXECUTIONS_PAGE, {"job_id": job_id, "after": after, "limit": limit + 1})
+        page = conn.execute(EXECUTIONS_PAGE, {"job_id": job_id, "after": after, "limit": limit + 1, "status": status})
     row: dict[str, Any] | None = job.fetchone()
     if row is None:
         raise NotFound(f"job {job_id} not found")
@@ -462,8 +468,7 @@ def cancel(
         "reason_code": reason_code,
         "comment": comment,
     }
-    with db.transaction() as conn:
-        scope_to_tenant(conn, tenant_id)
+    with db.transaction(tenant_id=tenant_id) as conn:
         conn.execute(REJECT_QUEUED, params)
         conn.execute(CANCEL_RUNNING, params)
         canceled = conn.execute(CANCEL, params)
@@ -480,8 +485,7 @@ def cancel(
 def execution(db: Database, tenant_id: str, job_id: str, device_id: str) -> ExecutionDetail:
     """One device's execution of a job, with the attempts before this one."""
     params = {"job_id": job_id, "device_id": device_id}
-    with db.transaction() as conn:
-        scope_to_tenant(conn, tenant_id)
+    with db.transaction(tenant_id=tenant_id) as conn:
         found = conn.execute(EXECUTION, params)
         attempts = conn.execute(ATTEMPTS, params)
     row = found.fetchone()
@@ -513,8 +517,7 @@ def cancel_execution(
         "sources": reject + (STOPPABLE if force else []),
         "expected": request.execution_number,
     }
-    with db.transaction() as conn:
-        scope_to_tenant(conn, tenant_id)
+    with db.transaction(tenant_id=tenant_id) as conn:
         changed = conn.execute(CANCEL_EXECUTION, params)
         conn.execute(COMPLETE_JOB, params)
         found = conn.execute(EXECUTION, params)
@@ -552,8 +555,7 @@ def delete(db: Database, tenant_id: str, job_id: str, force: bool = False) -> No
     """Delete a COMPLETED or CANCELED job with its executions; with force, one still running too
     (its devices' next calls find nothing: 404)."""
     params = {"job_id": job_id, "deletable": DELETABLE, "force": force}
-    with db.transaction() as conn:
-        scope_to_tenant(conn, tenant_id)
+    with db.transaction(tenant_id=tenant_id) as conn:
         conn.execute(DELETE_EXECUTIONS, params)
         deleted = conn.execute(DELETE_JOB, params)
         current = conn.execute(STATUS, params)

@@ -3,8 +3,10 @@ roles, policies: history, never edited), then the SQL functions of sql/, re-appl
 (CREATE OR REPLACE), so the code of a function is read in one file, not reconstructed from
 migrations.
 
-Safe when two run at once: a session advisory lock serialises whole runs (yoyo's own lock row
-does not cover the creation of its bookkeeping tables, nor the functions).
+Safe when two run at once: an advisory lock serialises whole runs (yoyo's own lock row does not
+cover the creation of its bookkeeping tables, nor the functions). It is a transaction's lock, held
+by a transaction open for the whole run, in which the functions are applied: nothing outlives the
+run on a server connection, so it is safe through a transaction pooler too.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ def function_files() -> list[Path]:
 def migrate(conninfo: str) -> list[str]:
     """Apply the pending migrations, then the SQL functions, as the connecting (owner) user;
     returns the ids of the migrations applied."""
-    with psycopg.connect(conninfo, autocommit=True) as lock:
-        lock.execute("SELECT pg_advisory_lock(%s)", [MIGRATE_LOCK])
+    with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as lock, lock.transaction():
+        lock.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATE_LOCK])
         backend = get_backend(_yoyo_uri(conninfo))
         try:
             with backend.lock():
@@ -43,9 +45,9 @@ def migrate(conninfo: str) -> list[str]:
                 backend.apply_migrations(pending)
         finally:
             backend.connection.close()
-        with lock.transaction():  # all the functions or none
-            # the files' order does not matter: bodies are checked when first called, as pg_dump does
-            lock.execute("SET LOCAL check_function_bodies = false")
-            for path in function_files():
-                lock.execute(path.read_bytes())
+        # All the functions or none, with the lock's transaction. The files' order does not
+        # matter: bodies are checked when first called, as pg_dump does.
+        lock.execute("SET LOCAL check_function_bodies = false")
+        for path in function_files():
+            lock.execute(path.read_bytes())
         return [migration.id for migration in pending]

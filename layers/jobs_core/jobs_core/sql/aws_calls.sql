@@ -1,7 +1,8 @@
 -- The device calls of AWS IoT Jobs' data plane (boto3's iot-jobs-data), each one statement like
 -- the native ones and built on them: the provision token authenticates the device, and the thing
 -- the path names must be that device (thing_ok false: nothing is read or done, 404 for the
--- caller). Every function returns tenant_id NULL when the token is unknown.
+-- caller). Every function returns tenant_id NULL when the token is unknown. Those the layer calls
+-- set their role, lock timeout and time zone as the native ones do (see device_calls.sql).
 --
 -- Re-applied by `migrate` after the versioned migrations (see device_calls.sql for the rules).
 
@@ -27,7 +28,9 @@ $$;
 CREATE OR REPLACE FUNCTION aws_pending(p_token_hash text, p_thing_name text, p_limit integer,
                                        OUT tenant_id text, OUT device_id text, OUT thing_ok boolean,
                                        OUT in_progress json, OUT queued json)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET role = 'jobs_runtime' SET lock_timeout = '2500ms' SET TimeZone = 'UTC'  -- see the top
+AS $$
 BEGIN
     SELECT t.tenant_id, t.device_id, t.thing_ok INTO tenant_id, device_id, thing_ok
     FROM thing_scope(p_token_hash, p_thing_name) t;
@@ -62,7 +65,9 @@ END $$;
 CREATE OR REPLACE FUNCTION aws_execution(p_token_hash text, p_thing_name text, p_job_id text, p_attempt integer,
                                          OUT tenant_id text, OUT device_id text, OUT thing_ok boolean,
                                          OUT execution json)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET role = 'jobs_runtime' SET lock_timeout = '2500ms' SET TimeZone = 'UTC'  -- see the top
+AS $$
 BEGIN
     SELECT t.tenant_id, t.device_id, t.thing_ok INTO tenant_id, device_id, thing_ok
     FROM thing_scope(p_token_hash, p_thing_name) t;
@@ -111,7 +116,9 @@ CREATE OR REPLACE FUNCTION aws_start_next(p_token_hash text, p_thing_name text, 
                                           p_step_timeout_minutes integer,
                                           OUT tenant_id text, OUT device_id text, OUT thing_ok boolean,
                                           OUT execution json, OUT claimed boolean)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET role = 'jobs_runtime' SET lock_timeout = '2500ms' SET TimeZone = 'UTC'  -- see the top
+AS $$
 BEGIN
     SELECT t.tenant_id, t.device_id, t.thing_ok INTO tenant_id, device_id, thing_ok
     FROM thing_scope(p_token_hash, p_thing_name) t;
@@ -134,7 +141,9 @@ CREATE OR REPLACE FUNCTION aws_update(p_token_hash text, p_thing_name text, p_at
                                       OUT tenant_id text, OUT device_id text, OUT thing_ok boolean,
                                       OUT found_attempt integer, OUT found_status text, OUT found_number bigint,
                                       OUT claimable boolean, OUT execution json, OUT state json)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET role = 'jobs_runtime' SET lock_timeout = '2500ms' SET TimeZone = 'UTC'  -- see the top
+AS $$
 BEGIN
     SELECT t.tenant_id, t.device_id, t.thing_ok INTO tenant_id, device_id, thing_ok
     FROM thing_scope(p_token_hash, p_thing_name) t;

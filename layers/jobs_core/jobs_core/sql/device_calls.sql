@@ -2,8 +2,11 @@
 -- device, then decide and act. One statement is one round trip and one unit of work for the
 -- client library; PL/pgSQL caches each statement's plan.
 --
--- They run as the caller (SECURITY INVOKER, the default): as jobs_runtime, under the same
--- row-level security as any other statement. Every one returns a single row whose tenant_id and
+-- They run as the caller (SECURITY INVOKER, the default), under the same row-level security as
+-- any other statement, as jobs_runtime: each function the layer calls names its role, lock timeout
+-- and time zone in its own SET clauses, which hold for the call and end with it. Nothing is set on
+-- the connection, so a transaction pooler (PgBouncer) or RDS Proxy can give each call any server
+-- connection, and a login user that could do more (a superuser locally) still gets RLS. Every one returns a single row whose tenant_id and
 -- device_id are NULL when the token is unknown (401 for the caller). Which transitions a device
 -- may make comes from the caller (statemachine.py), passed in as p_sources and p_claim_sources;
 -- the compare-and-set lives here.
@@ -28,7 +31,9 @@ END $$;
 -- QUEUED executions of claimable jobs, oldest first, as a JSON array.
 CREATE OR REPLACE FUNCTION device_pending(p_token_hash text, p_limit integer,
                                           OUT tenant_id text, OUT device_id text, OUT pending json)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET role = 'jobs_runtime' SET lock_timeout = '2500ms' SET TimeZone = 'UTC'  -- see the top
+AS $$
 BEGIN
     SELECT d.tenant_id, d.device_id INTO tenant_id, device_id FROM device_scope(p_token_hash) d;
     IF tenant_id IS NULL THEN
@@ -67,7 +72,9 @@ $$;
 -- one not released to it yet (UNRELEASED: held back by the job's schedule or rate).
 CREATE OR REPLACE FUNCTION device_execution(p_token_hash text, p_job_id text,
                                             OUT tenant_id text, OUT device_id text, OUT execution json)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET role = 'jobs_runtime' SET lock_timeout = '2500ms' SET TimeZone = 'UTC'  -- see the top
+AS $$
 BEGIN
     SELECT d.tenant_id, d.device_id INTO tenant_id, device_id FROM device_scope(p_token_hash) d;
     IF tenant_id IS NULL THEN
@@ -92,7 +99,9 @@ CREATE OR REPLACE FUNCTION device_start_next(p_token_hash text, p_claimed text, 
                                              p_status_details jsonb, p_step_timeout_minutes integer,
                                              OUT tenant_id text, OUT device_id text, OUT execution json,
                                              OUT claimed boolean)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET role = 'jobs_runtime' SET lock_timeout = '2500ms' SET TimeZone = 'UTC'  -- see the top
+AS $$
 BEGIN
     SELECT d.tenant_id, d.device_id INTO tenant_id, device_id FROM device_scope(p_token_hash) d;
     IF tenant_id IS NULL THEN
@@ -171,7 +180,9 @@ CREATE OR REPLACE FUNCTION device_update(p_token_hash text, p_job_id text, p_sta
                                          OUT tenant_id text, OUT device_id text,
                                          OUT found_status text, OUT found_number bigint, OUT claimable boolean,
                                          OUT execution json)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET role = 'jobs_runtime' SET lock_timeout = '2500ms' SET TimeZone = 'UTC'  -- see the top
+AS $$
 DECLARE
     abortable boolean;
 BEGIN
