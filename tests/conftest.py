@@ -156,9 +156,3 @@ def local_server(env: dict[str, str], log: Path) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(10)
-
-
-@pytest.fixture(scope="session")
-def base_url(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with local_server(env, tmp_path_factory.mktemp("server") / "server.log") as url:
-        yield url

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 from jobs_local.devdb import ROOT
 
 
-def test_the_benchmark_runs_and_prints_its_table(database_url: str) -> None:
+def test_the_benchmark_runs_and_prints_its_table(owner_url: str) -> None:
+    # Straight to the server, as `make bench` runs: the benchmark creates and drops its own database
+    # and starts its own pooler for figure 16 (a database created through the suite's pooler of 5
+    # connections is one PgBouncer has to learn mid-run).
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke"],
         cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": owner_url},
         capture_output=True,
         text=True,
         timeout=300,
-        check=True,
     )
+    assert done.returncode == 0, done.stderr[-6000:]
     table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| figure |")
     assert (

@@ -55,16 +55,18 @@ def test_the_terminal_shows_one_line_and_the_sweep_runs_on_the_schedule(
     with local_server({**env, "LOCAL_SCHEDULE_EVERY_S": "1"}, tmp_path / "server.log"):
         with psycopg.connect(env["DATABASE_URL"], autocommit=True, row_factory=dict_row) as admin:
             expire_job(admin, tenant, "j")
+            # The row commits before the sweep's line is logged: wait for both, inside the server's life.
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 row = admin.execute("SELECT status FROM job_executions WHERE tenant_id = %s", [tenant]).fetchone()
-                if row and row["status"] == "TIMED_OUT":
+                logged = "SweepExpiredFunction: {" in (tmp_path / "server.log").read_text()
+                if row == {"status": "TIMED_OUT"} and logged:
                     break
                 time.sleep(0.2)
         assert row == {"status": "TIMED_OUT"}
+        assert logged, (tmp_path / "server.log").read_text()[-4000:]
     shown = (tmp_path / "server.terminal").read_text().splitlines()
     assert len(shown) == 2 and shown[0].startswith("IoT Jobs on http://127.0.0.1:") and "jobsctl.py token" in shown[1]
-    assert "SweepExpiredFunction" in (tmp_path / "server.log").read_text()
 
 
 def test_http_edge_cases_get_real_answers(base_url: str) -> None:
