@@ -2,7 +2,9 @@
 over many calls of each kind through the layer, against a SELECT 1 round trip's and a bare
 one-row UPDATE's (of a row like an execution's: a status, a jsonb, a version, a time) in the same
 run. Calls: a poll with nothing pending, a poll with 10 pending, a claim, a progress update, a
-finish, each on its own device of the big tenant."""
+finish, each on its own device of the big tenant. Also the floor of any authenticated call sent
+unprepared (as the request path must be, behind a pooler): the registry row by its token hash,
+alone, in one plain statement."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from bench.harness import Figure
 from bench.instruments import process_cpu_s
 from jobs_core import executions, jobs
 from jobs_core.db import Database
+from jobs_core.devices import lookup_key
 from jobs_core.models import ExecutionUpdate, JobCreate
 
 LIKE_AN_EXECUTION = """
@@ -23,6 +26,7 @@ CREATE TABLE IF NOT EXISTS bench_execution_like (
 INSERT INTO bench_execution_like VALUES (1, 'IN_PROGRESS', '{"p": 1}', 1, now()) ON CONFLICT DO NOTHING;
 GRANT SELECT, UPDATE ON bench_execution_like TO jobs_runtime;
 """
+BY_HASH = "SELECT tenant_id, device_id FROM device_state WHERE token_hash = %s"
 BARE_UPDATE = """
 UPDATE bench_execution_like SET status_details = '{"p": 2}', execution_number = execution_number + 1,
        last_updated_at = now()
@@ -67,9 +71,11 @@ def run(data: Dataset) -> list[Figure]:
     loaded = token(BIG, busy)
     assert len(executions.pending(db, loaded).jobs) == 10
     assert not [j for j in executions.pending(db, quiet).jobs if j.job_id.startswith("cpu-")]
+    assert conn.execute(BY_HASH, [lookup_key(quiet)]).fetchone() is not None
     cpu = {
         "SELECT 1": backend_cpu_ms(db, [lambda: conn.execute("SELECT 1").fetchone()] * n),
         "bare UPDATE": backend_cpu_ms(db, [lambda: conn.execute(BARE_UPDATE)] * n),
+        "token lookup alone": backend_cpu_ms(db, [lambda: conn.execute(BY_HASH, [lookup_key(quiet)]).fetchone()] * n),
         "poll, nothing pending": backend_cpu_ms(db, [lambda: executions.pending(db, quiet)] * n),
         "poll, 10 pending": backend_cpu_ms(db, [lambda: executions.pending(db, loaded)] * n),
     }
@@ -92,6 +98,7 @@ def run(data: Dataset) -> list[Figure]:
         )
 
     return [
+        figure("token lookup alone", "SELECT 1", "none: the floor of a call"),
         figure("poll, nothing pending", "SELECT 1", "<= 2"),
         figure("poll, 10 pending", "SELECT 1", "<= 2"),
         figure("claim", "bare UPDATE", "<= 1.5"),

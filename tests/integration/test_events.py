@@ -4,11 +4,16 @@ cannot rot. Only the credentials are swapped for ones this database knows."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
+from psycopg import pq
+
+from jobs_core.db import Database
 from jobs_local import template
 from jobs_local.lambda_context import LocalContext
-from tests.factories import Register
+from tests.factories import Register, container_database
 from tests.helpers import EVENTS
 
 
@@ -34,8 +39,12 @@ def test_every_function_has_an_event_file() -> None:
 
 
 def test_a_session_driven_by_the_event_files(tenant: str, register: Register) -> None:
-    token = register(tenant, 1)["dev-0000"]
+    every_function_in_turn(tenant, register(tenant, 1)["dev-0000"])
 
+
+def every_function_in_turn(tenant: str, token: str) -> None:
+    """A device's and an operator's session through every function that touches data (but the
+    migrations'), each with its event file."""
     created = run("OperatorCreateJobFunction", event("operator_create_job", tenant=tenant))
     assert created["statusCode"] == 201, created
     assert json.loads(created["body"])["job_id"] == "fw-2026-11"
@@ -75,6 +84,83 @@ def test_a_session_driven_by_the_event_files(tenant: str, register: Register) ->
 
     swept = run("SweepExpiredFunction", event("sweep_expired"))
     assert swept["skipped"] is False
+
+
+# What RDS Proxy pins a client connection on, when it sees it in what the client sends (AWS's
+# pinning rules for PostgreSQL): a SET or a set_config, transaction-local or not; prepared
+# statements by name or by SQL; temporary objects, cursors, LISTEN, LOAD, DISCARD; sequence
+# functions; session advisory locks (not the transaction-level ones). Not what runs inside a
+# function: the proxy does not look there.
+PINS = re.compile(
+    r"^\s*(SET|RESET|DISCARD|PREPARE|EXECUTE|DEALLOCATE|LISTEN|UNLISTEN|DECLARE|LOAD)\b"
+    r"|\bCREATE\s+(TEMP|TEMPORARY)\b"
+    r"|\b(set_config|nextval|setval|pg_advisory_lock|pg_advisory_lock_shared|pg_try_advisory_lock"
+    r"|pg_try_advisory_lock_shared|pg_advisory_unlock\w*)\s*\(",
+    re.I,
+)
+# A message in libpq's trace: "F" (sent) or "B" (received), its length, its type, its fields; an
+# SQL text keeps its line breaks, so a message runs until the next one starts.
+MESSAGE = re.compile(r"^([FB])\t\d+\t(\w+)\t?(.*)", re.S)
+PARSE = re.compile(r'^ "([^"]*)" "(.*)" \d+(?: \S+)*\s*$', re.S)
+QUERY = re.compile(r'^ "(.*)"\s*$', re.S)
+
+
+def sent_statements(trace: str) -> list[tuple[str, str]]:
+    """(prepared statement name, SQL) of each statement a libpq trace shows the client sent."""
+    sent = []
+    for chunk in re.split(r"\n(?=[FB]\t\d+\t)", trace):
+        found = MESSAGE.match(chunk)
+        if found is None or found.group(1) != "F":
+            continue
+        kind, fields = found.group(2), found.group(3)
+        if kind == "Parse":
+            parsed = PARSE.match(fields)
+            assert parsed is not None, chunk
+            sent.append((parsed.group(1), parsed.group(2)))
+        elif kind == "Query":
+            queried = QUERY.match(fields)
+            assert queried is not None, chunk
+            sent.append(("", queried.group(1)))
+    return sent
+
+
+def test_nothing_the_functions_send_would_pin_an_rds_proxy_connection(
+    database_url: str, tenant: str, register: Register, tmp_path: Path
+) -> None:
+    """Every statement of a session through every function, as libpq sent it to the server: an
+    unnamed statement, with nothing in its text that RDS Proxy pins on."""
+    token = register(tenant, 1)["dev-0000"]
+    traced = Database(lambda refresh: database_url)
+    trace = tmp_path / "libpq.trace"
+    with trace.open("w") as out, container_database(traced):
+        conn = traced.connection()
+        conn.pgconn.trace(out.fileno())
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        every_function_in_turn(tenant, token)
+        assert traced.connection() is conn  # every statement went over the traced connection
+        conn.pgconn.untrace()
+    traced.close()
+    sent = sent_statements(trace.read_text())
+
+    texts = " ".join(text for _, text in sent)
+    for function in ("device_pending", "device_update", "device_start_next", "aws_", "open_transaction", "jobs"):
+        assert function in texts, function  # the trace holds the session
+    assert [name for name, _ in sent if name] == []
+    assert [text for _, text in sent if PINS.search(text)] == []
+
+
+def test_the_pinning_check_can_fail() -> None:
+    trace = (
+        "F\t60\tParse\t \"\" \"SELECT set_config('role', $1, true),\n set_config('x.y', $2, true)\" 0\n"
+        'F\t14\tBind\t "" "" 0 0 1 0\n'
+        'F\t30\tParse\t "_pg3_0" "SELECT * FROM f($1)" 1 NNNN\n'
+        "B\t5\tParseComplete\n"
+        'F\t16\tQuery\t "SET x.y = 1"\n'
+        'F\t40\tQuery\t "SELECT pg_try_advisory_xact_lock(1)"\n'
+    )
+    sent = sent_statements(trace)
+    assert [name for name, _ in sent] == ["", "_pg3_0", "", ""]
+    assert [bool(PINS.search(text)) for _, text in sent] == [True, False, True, False]
 
 
 def test_the_console_page_is_served_with_its_policy() -> None:

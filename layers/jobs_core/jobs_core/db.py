@@ -86,20 +86,19 @@ class Database:
         connection are queued and sent with a single Sync, and their cursors are read after the
         block. Statements up to a Sync form one implicit transaction in PostgreSQL's extended
         protocol: they commit together at the Sync, or the first error skips the rest and rolls
-        all back. (No BEGIN/COMMIT needed; `set_config(..., true)` lasts until that Sync.)
+        all back. (No BEGIN/COMMIT needed; what the first statement sets lasts until that Sync.)
         Without the pipeline, an explicit transaction whose statements run at once, for work
         that decides as it goes.
 
         Its first statement gives it its role (the runtime's unless told), timeouts, time zone and
         tenant (row-level security then shows it that tenant's rows only; none: no tenant's), for
         this transaction only: nothing lasts on the connection, so a transaction pooler may hand
-        the next transaction to any server connection, and RDS Proxy has nothing to pin."""
+        the next transaction to any server connection; and set in a function, where RDS Proxy does
+        not look, so the proxy has nothing to pin."""
         conn = self.connection()
         with self._failures(conn), conn.pipeline() if pipeline else conn.transaction():
             conn.execute(
-                "SELECT set_config('role', %s, true), set_config('statement_timeout', %s, true),"
-                " set_config('lock_timeout', %s, true), set_config('TimeZone', 'UTC', true),"
-                " set_config('jobs.tenant_id', %s, true)",
+                "SELECT open_transaction(%s, %s, %s, %s)",  # sql/transactions.sql: why a function
                 [
                     role or self._role,
                     str(self._statement_timeout_ms),
