@@ -43,14 +43,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def pooled(server_url: str, *, pool_size: int = 5, max_clients: int = 1000) -> Iterator[str]:
+def pooled(server_url: str, *, pool_size: int = 5, max_clients: int = 1000, log: Path | None = None) -> Iterator[str]:
     """A PgBouncer in transaction mode in front of server_url's server, at most pool_size server
-    connections to each database; yields server_url with the pooler's host and port instead."""
+    connections to each database; yields server_url with the pooler's host and port instead. Its
+    log is copied to log, if given, when it stops."""
     server = conninfo_to_dict(server_url)
     user = str(server.get("user") or "postgres")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="pgbouncer-") as scratch:
         work = Path(scratch)
+        logfile = work / "pgbouncer.log"
         (work / "users.txt").write_text(f'"{user}" "{server.get("password") or ""}"\n')
         backend = f"host={server.get('host') or '127.0.0.1'} port={server.get('port') or 5432}"
         (work / "pgbouncer.ini").write_text(
@@ -71,7 +73,7 @@ def pooled(server_url: str, *, pool_size: int = 5, max_clients: int = 1000) -> I
                     "ignore_startup_parameters = extra_float_digits",
                     "log_connections = 0",
                     "log_disconnections = 0",
-                    f"logfile = {work / 'pgbouncer.log'}",
+                    f"logfile = {logfile}",
                     "",
                 ]
             )
@@ -85,7 +87,7 @@ def pooled(server_url: str, *, pool_size: int = 5, max_clients: int = 1000) -> I
         # Its output to the log file, never a pipe: an unread pipe fills up and stops it.
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
         try:
-            _wait_until_listening(port, process, work / "pgbouncer.log")
+            _wait_until_listening(port, process, logfile)
             yield make_conninfo(server_url, host="127.0.0.1", port=str(port))
         finally:
             process.terminate()
@@ -94,6 +96,8 @@ def pooled(server_url: str, *, pool_size: int = 5, max_clients: int = 1000) -> I
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            if log is not None and logfile.exists():
+                shutil.copyfile(logfile, log)
 
 
 def _wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:

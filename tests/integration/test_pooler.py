@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -133,7 +134,7 @@ def _until_the_pooler_reconnects(url: str) -> None:
 
 
 def test_two_tenants_interleaved_over_two_shared_server_connections_see_only_their_own(
-    owner_url: str, db: Database, tenant: str, other_tenant: str, register: Register
+    owner_url: str, db: Database, tenant: str, other_tenant: str, register: Register, tmp_path: Path
 ) -> None:
     """24 containers (client connections), half of each tenant, doing the device mix and the
     operator's reads at once over two server connections: every row each one gets is its own."""
@@ -157,10 +158,11 @@ def test_two_tenants_interleaved_over_two_shared_server_connections_see_only_the
         seen += [e.device_id for e in jobs.detail(c, name, f"{name}-job-0", 100, None).executions]
         return seen
 
-    with pooled(owner_url, pool_size=2) as url:
+    log = tmp_path / "pgbouncer.log"
+    with pooled(owner_url, pool_size=2, log=log) as url:
         outcomes = all_at_once(url, len(work), container)
-    errors = [o.result for o in outcomes if isinstance(o.result, Exception)]
-    assert not errors, errors[:3]
+    errors = [(o.result, o.result.__cause__, f"{o.ms:.0f} ms") for o in outcomes if isinstance(o.result, Exception)]
+    assert not errors, (errors[:3], log.read_text()[-3000:])
     for (name, _), outcome in zip(work, outcomes, strict=True):
         job_ids = [seen for seen in outcome.result if "-job-" in seen]
         assert job_ids and all(seen.startswith(name + "-job-") for seen in job_ids)
