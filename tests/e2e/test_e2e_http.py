@@ -26,9 +26,9 @@ def jobsctl(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
         input=stdin,
         capture_output=True,
         text=True,
-        check=True,
         timeout=60,
     )
+    assert done.returncode == 0, done.stderr[-4000:]  # what went wrong, in the failure
     return done.stdout
 
 
@@ -50,14 +50,15 @@ def http(
 
 def run_agent(base_url: str, token: str) -> subprocess.CompletedProcess[str]:
     """The example device agent, once through what it can start, in a process of its own."""
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "examples/device_agent.py", "--url", base_url, "--token", token, "--once"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
-        check=True,
     )
+    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    return done
 
 
 def bearer(token: str) -> dict[str, str]:
