@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -113,6 +114,14 @@ def _wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path
             time.sleep(0.05)
 
 
+def as_url(conninfo: str) -> str:
+    """The pooler's conninfo as a URL, one shell word to paste (no password: the pooler trusts
+    loopback clients and logs in to the server itself)."""
+    parts = conninfo_to_dict(conninfo)
+    user, dbname = quote(str(parts.get("user") or "postgres"), safe=""), quote(str(parts.get("dbname") or ""), safe="")
+    return f"postgresql://{user}@{parts['host']}:{parts['port']}/{dbname}"
+
+
 def main() -> None:
     from jobs_local import devdb
 
@@ -121,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     devdb.exit_on_signals()
     with pooled(devdb.database_url(), pool_size=args.pool_size) as url:
-        print(f"DATABASE_URL={url}", flush=True)
+        print(f"export DATABASE_URL={as_url(url)}", flush=True)
         try:
             while True:
                 time.sleep(3600)
