@@ -31,19 +31,20 @@ test: $(VENV)/.installed awscli pgbouncer chromium
 test-pooled: $(VENV)/.installed awscli pgbouncer chromium
 	JOBS_TEST_POOLED=1 $(PY) -m pytest
 
-# Debian's Chromium and its WebDriver, which the console's test drives headless (as root, as here).
-chromium:
-	@{ test -x /usr/bin/chromium && test -x /usr/bin/chromedriver; } || \
-	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; } && \
-	  test -x /usr/bin/chromedriver || { echo "could not install chromium and chromium-driver (apt-get, as root)" >&2; exit 1; }
+# $(call apt_install,CHECK,PACKAGES): Debian packages a test needs, installed with apt-get (as
+# root, as here) unless CHECK already passes; fails loudly when CHECK still fails after.
+apt_install = @{ $(1); } || \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) >/dev/null; }; } && \
+	  { $(1); } || { echo "could not install $(2) (apt-get, as root)" >&2; exit 1; }
 
-# Debian's PgBouncer, which the tests start on ports of their own (installed as root, as here).
+# Debian's Chromium and its WebDriver, which the console's test drives headless.
+chromium:
+	$(call apt_install,test -x /usr/bin/chromium && test -x /usr/bin/chromedriver,chromium chromium-driver)
+
+# Debian's PgBouncer, which the tests start on ports of their own.
 pgbouncer:
-	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || \
-	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >/dev/null; }; } && \
-	  test -x /usr/sbin/pgbouncer || { echo "could not install pgbouncer (apt-get, as root)" >&2; exit 1; }
+	$(call apt_install,test -x /usr/sbin/pgbouncer,pgbouncer)
 
 # The AWS CLI, in a venv of its own, and .local/aws-config: the plugin that sends this service's
 # credentials (tools/awscli_jobs_plugin.py). The tests drive two of its commands.

@@ -10,9 +10,8 @@ from jobs_local.devdb import ROOT
 
 
 def test_the_benchmark_runs_and_prints_its_table(owner_url: str) -> None:
-    # Straight to the server, as `make bench` runs: the benchmark creates and drops its own database
-    # and starts its own pooler for figure 16 (a database created through the suite's pooler of 5
-    # connections is one PgBouncer has to learn mid-run).
+    # Straight to the server, as `make bench` runs: the benchmark's own admin connections prepare
+    # statements (DuplicatePreparedStatement through a pooler), and figure 16 starts its own pooler.
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke"],
         cwd=ROOT,

@@ -11,7 +11,8 @@ const SEGMENTS = [
 ];
 
 const $ = (id) => document.getElementById(id);
-const state = { listCursor: null, listCursors: [], jobId: null, execCursor: null, execCursors: [], timer: null };
+// The page shown (a cursor: null is the first page) and the next page's cursor, of each list.
+const state = { listCursor: null, listNext: null, jobId: null, execCursor: null, execNext: null, timer: null };
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -329,7 +330,7 @@ function route() {
   const job = hash.match(/^#\/jobs\/(.+)$/);
   if (job) {
     const id = decodeURIComponent(job[1]);
-    if (state.jobId !== id) { state.jobId = id; state.execCursor = null; state.execCursors = []; }
+    if (state.jobId !== id) { state.jobId = id; state.execCursor = null; }
     show("job");
     every(loadJob);
   } else if (hash === "#/new") {
@@ -355,11 +356,9 @@ function start() {
     route();
   });
   $("sign-out").addEventListener("click", () => signOut("Signed out."));
-  $("jobs-status").addEventListener("change", () => { state.listCursor = null; state.listCursors = []; loadJobs(); });
-  $("jobs-older").addEventListener("click", () => {
-    state.listCursors.push(state.listCursor); state.listCursor = state.listNext; loadJobs();
-  });
-  $("jobs-newer").addEventListener("click", () => { state.listCursor = null; state.listCursors = []; loadJobs(); });
+  $("jobs-status").addEventListener("change", () => { state.listCursor = null; loadJobs(); });
+  $("jobs-older").addEventListener("click", () => { state.listCursor = state.listNext; loadJobs(); });
+  $("jobs-newer").addEventListener("click", () => { state.listCursor = null; loadJobs(); });
   $("executions-status").addEventListener("change", () => { state.execCursor = null; loadJob(); });
   $("executions-next").addEventListener("click", () => { state.execCursor = state.execNext; loadJob(); });
   $("executions-first").addEventListener("click", () => { state.execCursor = null; loadJob(); });
