@@ -9,8 +9,8 @@ import os
 from typing import Any
 
 from bench.harness import Call
-from jobs_core.db import Database, database, use_database
 from jobs_core.settings import settings
+from jobs_core.store.db import Database, database, use_database
 from jobs_local import template
 from jobs_local.invoke import request
 

@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from jobs_core import jobs
-from jobs_core.db import Database
-from jobs_core.migrate import migrate
-from jobs_core.models import JobCreate
+from jobs_core.domain import jobs_create
+from jobs_core.domain.models import JobCreate
+from jobs_core.store.db import Database
+from jobs_core.store.migrate import migrate
 
 BIG, SMALL = "fleet-big", "fleet-small"
 SMALL_DEVICES = 10
@@ -97,11 +97,11 @@ def build(url: str, admin: psycopg.Connection[Any], devices: int, quick: bool) -
             " SELECT tenant_id, %s, device_id FROM device_state WHERE tenant_id = %s ORDER BY device_id LIMIT %s",
             [f"first-{size}", BIG, size],
         )
-        jobs.create(
+        jobs_create.create(
             db, BIG, "bench", JobCreate(job_id=f"job-{size}", document_type="x", target_group_id=f"first-{size}")
         )
-    jobs.create(db, BIG, "bench", JobCreate(job_id="big", document_type="x", target_all=True))
+    jobs_create.create(db, BIG, "bench", JobCreate(job_id="big", document_type="x", target_all=True))
     for noise in range(3):
-        jobs.create(db, f"noise-{noise}", "bench", JobCreate(document_type="x", target_all=True))
+        jobs_create.create(db, f"noise-{noise}", "bench", JobCreate(document_type="x", target_all=True))
     admin.execute("VACUUM ANALYZE")
     return Dataset(url, admin, db, devices, quick)

@@ -23,7 +23,7 @@ from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from jobs_core.db import Database
+from jobs_core.store.db import Database
 
 
 class RoundTripCounter:

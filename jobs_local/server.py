@@ -181,7 +181,7 @@ def main() -> int:
     devdb.exit_on_signals()  # SIGTERM and SIGHUP exit as Ctrl-C does: the embedded database stops with us
     terminal = quiet(args.log)
 
-    from jobs_core.migrate import migrate
+    from jobs_core.store.migrate import migrate
 
     try:
         url = devdb.database_url()

@@ -22,11 +22,11 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from jobs_core import devices, jobs
-from jobs_core.db import Database, use_database
-from jobs_core.migrate import migrate
-from jobs_core.models import JobCreate, JobCreated
+from jobs_core.domain import devices, jobs_create
+from jobs_core.domain.models import JobCreate, JobCreated
 from jobs_core.settings import settings
+from jobs_core.store.db import Database, use_database
+from jobs_core.store.migrate import migrate
 from jobs_local import devdb
 from jobs_local.devdb import ROOT
 from jobs_local.pooler import free_port, pooled
@@ -116,7 +116,7 @@ def create_job(db: Database) -> CreateJob:
         fields.setdefault("document_type", "firmware")
         if not any(k in fields for k in ("target_device_id", "target_group_id", "target_all")):
             fields["target_all"] = True
-        return jobs.create(db, tenant_id, "tester", JobCreate(**fields))
+        return jobs_create.create(db, tenant_id, "tester", JobCreate(**fields))
 
     return _create
 

@@ -13,9 +13,9 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import DictRow
 
-from jobs_core.db import Database, use_database
-from jobs_core.models import JobCreated
-from jobs_core.statemachine import ExecutionStatus
+from jobs_core.domain.models import JobCreated
+from jobs_core.domain.statemachine import ExecutionStatus
+from jobs_core.store.db import Database, use_database
 
 # `make test-pooled`: the handlers, the local server and the tools connect through PgBouncer.
 POOLED = os.environ.get("JOBS_TEST_POOLED") == "1"

@@ -22,11 +22,11 @@ from datetime import datetime
 
 import psycopg
 
-from jobs_core import devices
-from jobs_core.db import Database
+from jobs_core.domain import devices, groups
+from jobs_core.domain.sweep import sweep
 from jobs_core.errors import DatabaseUnavailable, JobsError
-from jobs_core.migrate import migrate
-from jobs_core.sweep import sweep
+from jobs_core.store.db import Database
+from jobs_core.store.migrate import migrate
 from jobs_local import devjwt
 from jobs_local.devdb import database_url, exit_on_signals
 
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         for device_id, device_token in devices.register(_database(url), args.tenant, ids).items():
             print(f"{device_id},{device_token}")
     elif args.command == "group":
-        added = devices.add_to_group(_database(url), args.tenant, args.group, args.devices)
+        added = groups.add_to_group(_database(url), args.tenant, args.group, args.devices)
         print(f"group {args.group}: {added} device(s) added", file=sys.stderr)
     elif args.command == "sweep":
         result = sweep(_database(url), now=args.now)

@@ -10,10 +10,11 @@ from bench.container import handler_call, use_container_database
 from bench.dataset import SMALL, Dataset, device_id, token
 from bench.harness import Call, Figure, interleaved, ms, p50_ratio
 from bench.instruments import RoundTripCounter, round_trips_per_call
-from jobs_core import aws_devices, jobs
-from jobs_core.aws_shapes import StartNextPendingJobExecutionRequest, UpdateJobExecutionRequest
-from jobs_core.db import Database
-from jobs_core.models import JobCreate
+from jobs_core.aws import data_plane
+from jobs_core.aws.shapes import StartNextPendingJobExecutionRequest, UpdateJobExecutionRequest
+from jobs_core.domain import jobs_create
+from jobs_core.domain.models import JobCreate
+from jobs_core.store.db import Database
 
 
 def run(data: Dataset) -> list[Figure]:
@@ -25,20 +26,20 @@ def round_trips(data: Dataset) -> Figure:
     counted = Database(lambda refresh: counter.conninfo)
     counted.connection()
     job_id = f"aws-rt-{uuid.uuid4().hex[:6]}"
-    jobs.create(data.db, SMALL, "bench", JobCreate(job_id=job_id, document_type="x", target_all=True))
+    jobs_create.create(data.db, SMALL, "bench", JobCreate(job_id=job_id, document_type="x", target_all=True))
     i = data.take(1, SMALL)[0]
     me, thing = token(SMALL, i), device_id(i)
     calls: dict[str, Call] = {
-        "GetPendingJobExecutions": lambda: aws_devices.get_pending(counted, me, thing),
-        "DescribeJobExecution": lambda: aws_devices.describe(counted, me, thing, job_id, True, None),
-        "UpdateJobExecution": lambda: aws_devices.update(
+        "GetPendingJobExecutions": lambda: data_plane.get_pending(counted, me, thing),
+        "DescribeJobExecution": lambda: data_plane.describe(counted, me, thing, job_id, True, None),
+        "UpdateJobExecution": lambda: data_plane.update(
             counted,
             me,
             thing,
             job_id,
             UpdateJobExecutionRequest(status="IN_PROGRESS", expectedVersion=1, includeJobExecutionState=True),
         ),
-        "StartNextPendingJobExecution": lambda: aws_devices.start_next(
+        "StartNextPendingJobExecution": lambda: data_plane.start_next(
             counted, me, thing, StartNextPendingJobExecutionRequest(stepTimeoutInMinutes=5)
         ),
     }
@@ -52,7 +53,7 @@ def round_trips(data: Dataset) -> Figure:
 def latency(data: Dataset) -> list[Figure]:
     use_container_database(data.url)
     job_id = f"aws-warm-{uuid.uuid4().hex[:6]}"
-    jobs.create(data.db, SMALL, "bench", JobCreate(job_id=job_id, document_type="x", target_all=True))
+    jobs_create.create(data.db, SMALL, "bench", JobCreate(job_id=job_id, document_type="x", target_all=True))
     i = data.take(1, SMALL)[0]
     me, thing = token(SMALL, i), device_id(i)
     native_path = f"/device/v1/jobs/{job_id}/execution"

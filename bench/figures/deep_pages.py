@@ -8,7 +8,7 @@ import json
 
 from bench.dataset import Dataset
 from bench.harness import Figure, ms, p50_ratio, timed
-from jobs_core import jobs
+from jobs_core.domain import jobs_read
 
 DEEP = "fleet-deep"
 
@@ -32,11 +32,11 @@ def run(data: Dataset) -> list[Figure]:
     cursor = base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
     db, reps = data.db, max(5, data.reps // 100)
 
-    first = timed(lambda: jobs.list_jobs(db, DEEP, None, 200, 0), reps, warmup=3)
-    by_offset = timed(lambda: jobs.list_jobs(db, DEEP, None, 200, depth), reps, warmup=3)
-    by_cursor = timed(lambda: jobs.list_jobs(db, DEEP, None, 200, 0, cursor), reps, warmup=3)
-    assert [j.job_id for j in jobs.list_jobs(db, DEEP, None, 200, depth).jobs] == [
-        j.job_id for j in jobs.list_jobs(db, DEEP, None, 200, 0, cursor).jobs
+    first = timed(lambda: jobs_read.list_jobs(db, DEEP, None, 200, 0), reps, warmup=3)
+    by_offset = timed(lambda: jobs_read.list_jobs(db, DEEP, None, 200, depth), reps, warmup=3)
+    by_cursor = timed(lambda: jobs_read.list_jobs(db, DEEP, None, 200, 0, cursor), reps, warmup=3)
+    assert [j.job_id for j in jobs_read.list_jobs(db, DEEP, None, 200, depth).jobs] == [
+        j.job_id for j in jobs_read.list_jobs(db, DEEP, None, 200, 0, cursor).jobs
     ]
     return [
         Figure(

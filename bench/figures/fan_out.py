@@ -8,8 +8,8 @@ import time
 
 from bench.dataset import BIG, Dataset
 from bench.harness import Figure
-from jobs_core import jobs
-from jobs_core.models import JobCreate
+from jobs_core.domain import jobs_create
+from jobs_core.domain.models import JobCreate
 
 
 def tries(data: Dataset) -> int:
@@ -30,7 +30,9 @@ def run(data: Dataset) -> list[Figure]:
         )
         raw_times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        created = jobs.create(data.db, BIG, "bench", JobCreate(job_id=f"all-{i}", document_type="x", target_all=True))
+        created = jobs_create.create(
+            data.db, BIG, "bench", JobCreate(job_id=f"all-{i}", document_type="x", target_all=True)
+        )
         ours_times.append(time.perf_counter() - t0)
         assert created.execution_count == data.devices
     return [

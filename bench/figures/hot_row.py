@@ -9,9 +9,9 @@ from typing import Any
 from bench.dataset import BIG, Dataset, device_id, token
 from bench.harness import Figure, ms, percentile
 from bench.instruments import all_at_once
-from jobs_core import executions, jobs
-from jobs_core.db import Database
-from jobs_core.models import ExecutionUpdate, JobCreate
+from jobs_core.domain import executions, jobs_create
+from jobs_core.domain.models import ExecutionUpdate, JobCreate
+from jobs_core.store.db import Database
 
 
 def run(data: Dataset) -> list[Figure]:
@@ -20,7 +20,9 @@ def run(data: Dataset) -> list[Figure]:
     for i in finishers:
         executions.update(data.db, token(BIG, i), "big", ExecutionUpdate(status="IN_PROGRESS"))
         own = f"own-{i}"
-        jobs.create(data.db, BIG, "bench", JobCreate(job_id=own, document_type="x", target_device_id=device_id(i)))
+        jobs_create.create(
+            data.db, BIG, "bench", JobCreate(job_id=own, document_type="x", target_device_id=device_id(i))
+        )
         executions.update(data.db, token(BIG, i), own, ExecutionUpdate(status="IN_PROGRESS"))
     separate = together_ms(
         data.url,

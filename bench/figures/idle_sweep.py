@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from bench.dataset import Dataset
 from bench.harness import Figure, ms, p50_ratio, timed
-from jobs_core.db import Database
-from jobs_core.sweep import sweep
+from jobs_core.domain.sweep import sweep
+from jobs_core.store.db import Database
 
 
 def run(data: Dataset) -> list[Figure]:

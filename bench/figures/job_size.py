@@ -7,15 +7,15 @@ import time
 
 from bench.dataset import BIG, SMALL, SMALL_DEVICES, Dataset, token
 from bench.harness import Figure, ms, p50_ratio
-from jobs_core import executions, jobs
-from jobs_core.models import ExecutionUpdate, JobCreate
+from jobs_core.domain import executions, jobs_create
+from jobs_core.domain.models import ExecutionUpdate, JobCreate
 
 
 def run(data: Dataset) -> list[Figure]:
     mine = data.take(min(data.reps // 5, 200))
     n = len(mine)
     for k in range(n // SMALL_DEVICES + 1):
-        jobs.create(data.db, SMALL, "bench", JobCreate(job_id=f"small-{k}", document_type="x", target_all=True))
+        jobs_create.create(data.db, SMALL, "bench", JobCreate(job_id=f"small-{k}", document_type="x", target_all=True))
     big_finish, small_finish = [], []
     for i, device in enumerate(mine):
         big_token = token(BIG, device)

@@ -11,8 +11,8 @@ from bench.container import handler_call, use_container_database
 from bench.dataset import SMALL, Dataset, token
 from bench.harness import Figure, interleaved, ms, p50_ratio
 from bench.instruments import RoundTripCounter
-from jobs_core import executions, jobs
-from jobs_core.models import ExecutionUpdate, JobCreate
+from jobs_core.domain import executions, jobs_create
+from jobs_core.domain.models import ExecutionUpdate, JobCreate
 
 ONE_WAY_DELAY_S = 0.00025  # a 0.5 ms network round trip, about Lambda to RDS in one zone
 
@@ -29,7 +29,7 @@ def measure(data: Dataset, reps: int, delay_s: float = 0.0) -> list[Figure]:
     data.admin.execute("INSERT INTO bench_counter VALUES (1, 0) ON CONFLICT DO NOTHING")
     data.admin.execute("GRANT SELECT, UPDATE ON bench_counter TO jobs_runtime")
     job_id = f"warm-{uuid.uuid4().hex[:6]}"
-    jobs.create(data.db, SMALL, "bench", JobCreate(job_id=job_id, document_type="x", target_all=True))
+    jobs_create.create(data.db, SMALL, "bench", JobCreate(job_id=job_id, document_type="x", target_all=True))
     me = token(SMALL, data.take(1, SMALL)[0])
     path = f"/device/v1/jobs/{job_id}/execution"
     handler_call("PUT", path, me, {"status": "IN_PROGRESS"})()

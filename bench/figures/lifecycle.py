@@ -10,9 +10,9 @@ import time
 
 from bench.dataset import BIG, SMALL, SMALL_DEVICES, Dataset, token
 from bench.harness import Figure, ms, p50_ratio
-from jobs_core import executions, jobs
-from jobs_core.models import ExecutionUpdate, JobCreate
-from jobs_core.sweep import sweep
+from jobs_core.domain import executions, jobs_create
+from jobs_core.domain.models import ExecutionUpdate, JobCreate
+from jobs_core.domain.sweep import sweep
 
 
 def lifecycle_job(job_id: str) -> JobCreate:
@@ -52,7 +52,7 @@ def timed_out_sweep(data: Dataset) -> Figure:
     for i in range(tries):
         for job_id, due_in in ((f"deadline-{i}", -1), (f"deadline-raw-{i}", 1)):
             job = JobCreate(job_id=job_id, document_type="x", target_all=True, timeout_minutes=60)
-            jobs.create(data.db, BIG, "bench", job)
+            jobs_create.create(data.db, BIG, "bench", job)
             data.admin.execute(CLAIMED, {"t": BIG, "j": job_id, "due_in": due_in})
         data.admin.execute("VACUUM ANALYZE job_executions")
         for which in ("ours", "raw") if i % 2 else ("raw", "ours"):
@@ -78,9 +78,9 @@ def update_cost(data: Dataset) -> Figure:
     """Per device: claim, a progress with a step timeout, a FAILED that is retried (timed: the two)."""
     n = min(data.reps // 10, 100)
     mine = data.take(n)
-    jobs.create(data.db, BIG, "bench", lifecycle_job("big-lifecycle"))
+    jobs_create.create(data.db, BIG, "bench", lifecycle_job("big-lifecycle"))
     for k in range(n // SMALL_DEVICES + 1):
-        jobs.create(data.db, SMALL, "bench", lifecycle_job(f"small-life-{k}"))
+        jobs_create.create(data.db, SMALL, "bench", lifecycle_job(f"small-life-{k}"))
     big: list[float] = []
     small: list[float] = []
 

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from bench.dataset import BIG, SMALL, Dataset
 from bench.harness import Figure, ms, p50_ratio, timed
-from jobs_core import jobs
-from jobs_core.models import JobCreate
+from jobs_core.domain import jobs_create, jobs_read
+from jobs_core.domain.models import JobCreate
 
 
 def run(data: Dataset) -> list[Figure]:
     db = data.db
-    created = {j.job_id for j in jobs.list_jobs(db, BIG, None, 200, 0).jobs if j.total_executions == data.devices}
+    created = {j.job_id for j in jobs_read.list_jobs(db, BIG, None, 200, 0).jobs if j.total_executions == data.devices}
     for i in range(max(0, 50 - len(created))):
-        jobs.create(db, BIG, "bench", JobCreate(job_id=f"list-{i}", document_type="x", target_all=True))
+        jobs_create.create(db, BIG, "bench", JobCreate(job_id=f"list-{i}", document_type="x", target_all=True))
     for i in range(50):
-        jobs.create(db, SMALL, "bench", JobCreate(job_id=f"list-{i}", document_type="x", target_all=True))
-    page = jobs.list_jobs(db, BIG, None, 50, 0).jobs
+        jobs_create.create(db, SMALL, "bench", JobCreate(job_id=f"list-{i}", document_type="x", target_all=True))
+    page = jobs_read.list_jobs(db, BIG, None, 50, 0).jobs
     assert len(page) == 50 and all(j.total_executions == data.devices for j in page)
-    big = timed(lambda: jobs.list_jobs(db, BIG, None, 50, 0), data.reps // 5)
-    small = timed(lambda: jobs.list_jobs(db, SMALL, None, 50, 0), data.reps // 5)
+    big = timed(lambda: jobs_read.list_jobs(db, BIG, None, 50, 0), data.reps // 5)
+    small = timed(lambda: jobs_read.list_jobs(db, SMALL, None, 50, 0), data.reps // 5)
     data.admin.execute("VACUUM ANALYZE")  # what autovacuum does after a few million new rows
     return [
         Figure(

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from bench.dataset import BIG, Dataset, device_id, token
 from bench.harness import Figure
 from bench.instruments import process_cpu_s
-from jobs_core import executions, jobs
-from jobs_core.db import Database
-from jobs_core.devices import lookup_key
-from jobs_core.models import ExecutionUpdate, JobCreate
+from jobs_core.domain import executions, jobs_create
+from jobs_core.domain.credentials import lookup_key
+from jobs_core.domain.models import ExecutionUpdate, JobCreate
+from jobs_core.store.db import Database
 
 LIKE_AN_EXECUTION = """
 CREATE TABLE IF NOT EXISTS bench_execution_like (
@@ -57,13 +57,13 @@ def run(data: Dataset) -> list[Figure]:
     idle, busy, workers = devices[0], devices[1], devices[1:]
     for k in range(10):  # ten pending for one device
         ten = JobCreate(job_id=f"cpu-ten-{k}", document_type="x", target_device_id=device_id(busy))
-        jobs.create(data.db, BIG, "bench", ten)
+        jobs_create.create(data.db, BIG, "bench", ten)
     group = "cpu-workers"
     data.admin.execute(
         "INSERT INTO device_group_members (tenant_id, group_id, device_id) SELECT %s, %s, unnest(%s::text[])",
         [BIG, group, [device_id(i) for i in workers]],
     )
-    jobs.create(data.db, BIG, "bench", JobCreate(job_id="cpu-work", document_type="x", target_group_id=group))
+    jobs_create.create(data.db, BIG, "bench", JobCreate(job_id="cpu-work", document_type="x", target_group_id=group))
     data.admin.execute("VACUUM ANALYZE job_executions")
     db = Database(lambda refresh: data.url)
     conn = db.connection()

@@ -19,9 +19,9 @@ import psutil
 from bench.dataset import BIG, Dataset, device_id, register_fleet, token
 from bench.harness import Figure
 from bench.instruments import process_cpu_s
-from jobs_core import executions, jobs
-from jobs_core.db import Database
-from jobs_core.models import ExecutionUpdate, JobCreate
+from jobs_core.domain import executions, jobs_create
+from jobs_core.domain.models import ExecutionUpdate, JobCreate
+from jobs_core.store.db import Database
 from jobs_local.pooler import pooled
 
 CONTAINERS = 200
@@ -97,7 +97,7 @@ def _fleet(data: Dataset, name: str, n: int, other: list[int]) -> list[tuple[str
         )
         for k in range(queued):
             load = JobCreate(job_id=f"{name}-{k}", document_type="x", target_group_id=name)
-            jobs.create(data.db, tenant, "bench", load)
+            jobs_create.create(data.db, tenant, "bench", load)
     listed = "SELECT job_id FROM jobs WHERE tenant_id = %s"
     own = {tenant: frozenset(row[0] for row in data.admin.execute(listed, [tenant])) for tenant in groups}
     return [(token(BIG, i), own[BIG]) for i in mine] + [(token(OTHER, i), own[OTHER]) for i in theirs]

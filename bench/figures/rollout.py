@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 from bench.dataset import Dataset, device_id, register_fleet, token
 from bench.harness import Figure, interleaved, ms, p50_ratio
-from jobs_core import executions, jobs
-from jobs_core.models import ExecutionUpdate, JobCreate
-from jobs_core.sweep import sweep
+from jobs_core.domain import executions, jobs_create
+from jobs_core.domain.models import ExecutionUpdate, JobCreate
+from jobs_core.domain.sweep import sweep
 
 TENANT = "fleet-rollout"
 MANY_JOBS, GROUP_SIZE, RATE = 1000, 20, 5
@@ -57,7 +57,7 @@ def release_tick(data: Dataset) -> Figure:
     paced = JobCreate.model_validate(
         {"job_id": "paced", "document_type": "x", "target_all": True, "rollout": {"maximum_per_minute": 1000}}
     )
-    jobs.create(data.db, TENANT, "bench", paced)
+    jobs_create.create(data.db, TENANT, "bench", paced)
     data.admin.execute("VACUUM ANALYZE job_executions")
     t0 = created_at(data, "paced")
     nexts = data.admin.execute(
@@ -101,7 +101,7 @@ def many_jobs_tick(data: Dataset) -> Figure:
             [TENANT, f"g{k}", TENANT, device_id(k * GROUP_SIZE % data.devices), GROUP_SIZE],
         )
         job = {"job_id": f"many-{k:04d}", "document_type": "x", "target_group_id": f"g{k}"}
-        jobs.create(
+        jobs_create.create(
             data.db, TENANT, "bench", JobCreate.model_validate({**job, "rollout": {"maximum_per_minute": RATE}})
         )
     data.admin.execute("VACUUM ANALYZE")
@@ -131,7 +131,7 @@ def poll(data: Dataset) -> Figure:
     execution is of a job without a rollout (its execution of the paced job not yet released)."""
     in_rollout = 5  # among the first released
     other = data.devices - 5  # not released
-    jobs.create(
+    jobs_create.create(
         data.db, TENANT, "bench", JobCreate(job_id="plain", document_type="x", target_device_id=device_id(other))
     )
     pending = {
@@ -174,7 +174,7 @@ def abort_update(data: Dataset) -> list[Figure]:
         for name, abort in rules.items():
             job_id = f"abort-{i}-{name.replace(' ', '-')}"
             job = {"job_id": job_id, "document_type": "x", "target_group_id": group, "abort": abort}
-            jobs.create(data.db, TENANT, "bench", JobCreate.model_validate(job))
+            jobs_create.create(data.db, TENANT, "bench", JobCreate.model_validate(job))
             executions.update(data.db, device, job_id, ExecutionUpdate(status="IN_PROGRESS"))
         for name in rules if i % 2 else reversed(rules):
             job_id = f"abort-{i}-{name.replace(' ', '-')}"

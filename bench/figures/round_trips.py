@@ -5,9 +5,9 @@ from __future__ import annotations
 from bench.dataset import SMALL, Dataset, token
 from bench.harness import Call, Figure
 from bench.instruments import RoundTripCounter, round_trips_per_call
-from jobs_core import executions, jobs
-from jobs_core.db import Database
-from jobs_core.models import ExecutionUpdate, JobCreate, StartNext
+from jobs_core.domain import executions, jobs_create
+from jobs_core.domain.models import ExecutionUpdate, JobCreate, StartNext
+from jobs_core.store.db import Database
 
 
 def run(data: Dataset) -> list[Figure]:
@@ -15,7 +15,7 @@ def run(data: Dataset) -> list[Figure]:
     counted = Database(lambda refresh: counter.conninfo)
     counted.connection()
     for job_id in ("rt", "rt-next"):
-        jobs.create(data.db, SMALL, "bench", JobCreate(job_id=job_id, document_type="x", target_all=True))
+        jobs_create.create(data.db, SMALL, "bench", JobCreate(job_id=job_id, document_type="x", target_all=True))
     me = token(SMALL, data.take(1, SMALL)[0])
     calls: dict[str, Call] = {
         "pending": lambda: executions.pending(counted, me),

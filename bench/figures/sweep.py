@@ -12,9 +12,9 @@ from typing import Any
 from bench.dataset import BIG, SMALL, Dataset, token
 from bench.figures.fan_out import tries
 from bench.harness import Figure, ms, percentile, timed
-from jobs_core import executions
-from jobs_core.db import Database
-from jobs_core.sweep import sweep
+from jobs_core.domain import executions
+from jobs_core.domain.sweep import sweep
+from jobs_core.store.db import Database
 
 
 def run(data: Dataset) -> list[Figure]:

@@ -1,17 +1,17 @@
 """AWS IoT Jobs' control plane (boto3 `iot`, endpoint_url=BASE + "/iot"), the jobs operations, in
 one function: one API, one error format, the operator's JWT (checked by the API's authorizer)
 for all of them; every other operation of the model is a modelled error. The rules are the
-layer's (aws_jobs.py over the native operator logic)."""
+layer's (aws/jobs.py and aws/job_executions.py over the native operator logic)."""
 
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from jobs_core import aws_jobs
-from jobs_core.api import handler_for, operator
-from jobs_core.aws_http import AWS_SECURITY_OPERATOR, CONTROL_PLANE_ERRORS, aws_resolver, job, thing
-from jobs_core.aws_shapes import (
+from jobs_core.aws import job_executions
+from jobs_core.aws import jobs as aws_jobs
+from jobs_core.aws.http import AWS_SECURITY_OPERATOR, CONTROL_PLANE_ERRORS, aws_resolver, job, thing
+from jobs_core.aws.shapes import (
     CONTROL_PLANE_STATUS,
     CancelJobExecutionRequest,
     CancelJobRequest,
@@ -24,8 +24,9 @@ from jobs_core.aws_shapes import (
     ListJobExecutionsForThingResponse,
     ListJobsResponse,
 )
-from jobs_core.db import database
-from jobs_core.models import DEVICE_ID_PATTERN, JOB_ID_PATTERN
+from jobs_core.domain.models import DEVICE_ID_PATTERN, JOB_ID_PATTERN
+from jobs_core.native.http import handler_for, operator
+from jobs_core.store.db import database
 
 app = aws_resolver(CONTROL_PLANE_STATUS, unauthenticated="UnauthorizedException")
 TAGS = ["aws-iot"]
@@ -93,7 +94,7 @@ def cancel_execution(
     force: Annotated[bool, Query()] = False,
 ) -> Response[dict[str, str]]:
     body = request or CancelJobExecutionRequest()
-    aws_jobs.cancel_execution(database(), operator(app).tenant_id, job(jobId), thing(thingName), force, body)
+    job_executions.cancel_execution(database(), operator(app).tenant_id, job(jobId), thing(thingName), force, body)
     return _empty()
 
 
@@ -110,7 +111,7 @@ def describe_execution(
     executionNumber: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> DescribeJobExecutionResponse:
     tenant = operator(app).tenant_id
-    return aws_jobs.describe_execution(database(), tenant, job(jobId), thing(thingName), executionNumber)
+    return job_executions.describe_execution(database(), tenant, job(jobId), thing(thingName), executionNumber)
 
 
 @app.get(
@@ -123,7 +124,7 @@ def executions_for_job(
     nextToken: Token = None,
 ) -> ListJobExecutionsForJobResponse:
     tenant = operator(app).tenant_id
-    return aws_jobs.list_executions_for_job(database(), tenant, job(jobId), status, maxResults, nextToken)
+    return job_executions.list_executions_for_job(database(), tenant, job(jobId), status, maxResults, nextToken)
 
 
 @app.get(
@@ -141,7 +142,7 @@ def executions_for_thing(
     nextToken: Token = None,
 ) -> ListJobExecutionsForThingResponse:
     tenant = operator(app).tenant_id
-    return aws_jobs.list_executions_for_thing(
+    return job_executions.list_executions_for_thing(
         database(), tenant, thing(thingName), status, jobId, maxResults, nextToken
     )
 

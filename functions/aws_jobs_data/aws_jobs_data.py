@@ -1,16 +1,15 @@
 """AWS IoT Jobs' data plane (boto3 `iot-jobs-data`, endpoint_url=BASE + "/iot-jobs-data"): the
 device's four job operations, in one function, since they are one API with one error format and
 one way to authenticate (the provision token, in X-Provision-Token); every other path of it is a
-modelled error. The rules are the layer's (aws_devices.py over the native device calls)."""
+modelled error. The rules are the layer's (aws/data_plane.py over the native device calls)."""
 
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from jobs_core import aws_devices
-from jobs_core.api import handler_for, provision_token
-from jobs_core.aws_http import AWS_SECURITY_DEVICE, DATA_PLANE_ERRORS, aws_resolver, job, thing
-from jobs_core.aws_shapes import (
+from jobs_core.aws import data_plane
+from jobs_core.aws.http import AWS_SECURITY_DEVICE, DATA_PLANE_ERRORS, aws_resolver, job, thing
+from jobs_core.aws.shapes import (
     DATA_PLANE_STATUS,
     AwsError,
     ExecutionResponse,
@@ -18,7 +17,8 @@ from jobs_core.aws_shapes import (
     StartNextPendingJobExecutionRequest,
     UpdateJobExecutionRequest,
 )
-from jobs_core.db import database
+from jobs_core.native.http import handler_for, provision_token
+from jobs_core.store.db import database
 
 app = aws_resolver(DATA_PLANE_STATUS, unauthenticated="CertificateValidationException")
 PREFIX = "/iot-jobs-data/things/<thingName>/jobs"
@@ -28,7 +28,7 @@ RESPONSES = {200: {"description": "as the iot-jobs-data model has it"}, **DATA_P
 
 @app.get(PREFIX, summary="GetPendingJobExecutions", security=AWS_SECURITY_DEVICE, tags=TAGS, responses=RESPONSES)
 def get_pending(thingName: str) -> GetPendingJobExecutionsResponse:
-    return aws_devices.get_pending(database(), provision_token(app), thing(thingName))
+    return data_plane.get_pending(database(), provision_token(app), thing(thingName))
 
 
 @app.get(
@@ -40,7 +40,7 @@ def describe(
     includeJobDocument: Annotated[bool, Query()] = True,
     executionNumber: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> ExecutionResponse:
-    return aws_devices.describe(
+    return data_plane.describe(
         database(),
         provision_token(app),
         thing(thingName),
@@ -62,17 +62,17 @@ def start_next(
     jobId: str,
     request: StartNextPendingJobExecutionRequest | None = None,
 ) -> ExecutionResponse:
-    if job(jobId, next_ok=True) != aws_devices.NEXT:
+    if job(jobId, next_ok=True) != data_plane.NEXT:
         raise AwsError("InvalidRequestException", f"not supported by this service: PUT {app.current_event.path}")
     body = request or StartNextPendingJobExecutionRequest()
-    return aws_devices.start_next(database(), provision_token(app), thing(thingName), body)
+    return data_plane.start_next(database(), provision_token(app), thing(thingName), body)
 
 
 @app.post(
     f"{PREFIX}/<jobId>", summary="UpdateJobExecution", security=AWS_SECURITY_DEVICE, tags=TAGS, responses=RESPONSES
 )
 def update(thingName: str, jobId: str, request: UpdateJobExecutionRequest) -> dict[str, Any]:
-    return aws_devices.update(database(), provision_token(app), thing(thingName), job(jobId), request)
+    return data_plane.update(database(), provision_token(app), thing(thingName), job(jobId), request)
 
 
 lambda_handler = handler_for(app)

@@ -1,9 +1,9 @@
 """GET /device/v1/jobs/pending: the device's QUEUED executions, oldest first, at most 10."""
 
-from jobs_core import executions
-from jobs_core.api import DEVICE_SECURITY, ERROR_RESPONSES, handler_for, provision_token, resolver
-from jobs_core.db import database
-from jobs_core.models import PendingJobs
+from jobs_core.domain import executions
+from jobs_core.domain.models import PendingJobs
+from jobs_core.native.http import DEVICE_SECURITY, ERROR_RESPONSES, handler_for, provision_token, resolver
+from jobs_core.store.db import database
 
 app = resolver()
 

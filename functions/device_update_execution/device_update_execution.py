@@ -4,10 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from jobs_core import executions
-from jobs_core.api import DEVICE_SECURITY, ERROR_RESPONSES, handler_for, provision_token, resolver
-from jobs_core.db import database
-from jobs_core.models import JOB_ID_PATTERN, ExecutionUpdate, ExecutionUpdated
+from jobs_core.domain import executions
+from jobs_core.domain.models import JOB_ID_PATTERN, ExecutionUpdate, ExecutionUpdated
+from jobs_core.native.http import DEVICE_SECURITY, ERROR_RESPONSES, handler_for, provision_token, resolver
+from jobs_core.store.db import database
 
 app = resolver()
 

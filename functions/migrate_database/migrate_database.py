@@ -10,10 +10,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobs_core.db import conninfo_from
-from jobs_core.migrate import migrate
 from jobs_core.observability import logger
 from jobs_core.settings import settings
+from jobs_core.store.db import conninfo_from
+from jobs_core.store.migrate import migrate
 
 
 def answer(event: dict[str, Any], context: LambdaContext, status: str, reason: str, data: dict[str, Any]) -> None:

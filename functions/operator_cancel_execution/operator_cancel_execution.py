@@ -4,10 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from jobs_core import jobs
-from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
-from jobs_core.db import database
-from jobs_core.models import DEVICE_ID_PATTERN, JOB_ID_PATTERN, ExecutionCancel, ExecutionDetail
+from jobs_core.domain import jobs_cancel
+from jobs_core.domain.models import DEVICE_ID_PATTERN, JOB_ID_PATTERN, ExecutionCancel, ExecutionDetail
+from jobs_core.native.http import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
+from jobs_core.store.db import database
 
 app = resolver()
 
@@ -31,7 +31,7 @@ def cancel_execution(
     request: Annotated[ExecutionCancel | None, Body()] = None,
 ) -> ExecutionDetail:
     tenant_id = operator(app).tenant_id
-    return jobs.cancel_execution(database(), tenant_id, job_id, device_id, request or ExecutionCancel(), force)
+    return jobs_cancel.cancel_execution(database(), tenant_id, job_id, device_id, request or ExecutionCancel(), force)
 
 
 lambda_handler = handler_for(app)

@@ -5,10 +5,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from jobs_core import jobs
-from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
-from jobs_core.db import database
-from jobs_core.models import JOB_ID_PATTERN, JobCancel, JobCanceled
+from jobs_core.domain import jobs_cancel
+from jobs_core.domain.models import JOB_ID_PATTERN, JobCancel, JobCanceled
+from jobs_core.native.http import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
+from jobs_core.store.db import database
 
 app = resolver()
 
@@ -29,7 +29,7 @@ def cancel_job(
     force: Annotated[bool, Query()] = False,
     request: Annotated[JobCancel | None, Body()] = None,
 ) -> JobCanceled:
-    return jobs.cancel(database(), operator(app).tenant_id, job_id, request.reason if request else None, force)
+    return jobs_cancel.cancel(database(), operator(app).tenant_id, job_id, request.reason if request else None, force)
 
 
 lambda_handler = handler_for(app)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 
-from jobs_core.api import ERROR_RESPONSES, handler_for, resolver
+from jobs_core.native.http import ERROR_RESPONSES, handler_for, resolver
 
 STATIC = Path(__file__).parent / "static"
 FILES = {

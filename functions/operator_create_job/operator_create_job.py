@@ -2,10 +2,10 @@
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
-from jobs_core import jobs
-from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
-from jobs_core.db import database
-from jobs_core.models import JobCreate, JobCreated
+from jobs_core.domain import jobs_create
+from jobs_core.domain.models import JobCreate, JobCreated
+from jobs_core.native.http import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
+from jobs_core.store.db import database
 
 app = resolver()
 
@@ -20,7 +20,7 @@ app = resolver()
 )
 def create_job(request: JobCreate) -> Response[JobCreated]:
     caller = operator(app)
-    created = jobs.create(database(), caller.tenant_id, caller.user, request)
+    created = jobs_create.create(database(), caller.tenant_id, caller.user, request)
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=created)
 
 

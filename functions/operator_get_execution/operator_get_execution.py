@@ -4,10 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from jobs_core import jobs
-from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
-from jobs_core.db import database
-from jobs_core.models import DEVICE_ID_PATTERN, JOB_ID_PATTERN, ExecutionDetail
+from jobs_core.domain import jobs_read
+from jobs_core.domain.models import DEVICE_ID_PATTERN, JOB_ID_PATTERN, ExecutionDetail
+from jobs_core.native.http import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
+from jobs_core.store.db import database
 
 app = resolver()
 
@@ -23,7 +23,7 @@ app = resolver()
 def get_execution(
     job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)], device_id: Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 ) -> ExecutionDetail:
-    return jobs.execution(database(), operator(app).tenant_id, job_id, device_id)
+    return jobs_read.execution(database(), operator(app).tenant_id, job_id, device_id)
 
 
 lambda_handler = handler_for(app)

@@ -4,11 +4,11 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from jobs_core import jobs
-from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
-from jobs_core.db import database
-from jobs_core.models import JOB_ID_PATTERN, JobDetail
-from jobs_core.statemachine import ExecutionStatus
+from jobs_core.domain import jobs_read
+from jobs_core.domain.models import JOB_ID_PATTERN, JobDetail
+from jobs_core.domain.statemachine import ExecutionStatus
+from jobs_core.native.http import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
+from jobs_core.store.db import database
 
 app = resolver()
 
@@ -23,12 +23,12 @@ app = resolver()
 )
 def get_job(
     job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)],
-    executions_limit: Annotated[int, Query(ge=1, le=jobs.MAX_EXECUTIONS_PAGE)] = jobs.MAX_EXECUTIONS_PAGE,
+    executions_limit: Annotated[int, Query(ge=1, le=jobs_read.MAX_EXECUTIONS_PAGE)] = jobs_read.MAX_EXECUTIONS_PAGE,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     executions_status: Annotated[ExecutionStatus | None, Query()] = None,
 ) -> JobDetail:
     tenant_id = operator(app).tenant_id
-    return jobs.detail(database(), tenant_id, job_id, executions_limit, cursor, executions_status)
+    return jobs_read.detail(database(), tenant_id, job_id, executions_limit, cursor, executions_status)
 
 
 lambda_handler = handler_for(app)

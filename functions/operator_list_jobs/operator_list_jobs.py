@@ -5,11 +5,11 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from jobs_core import jobs
-from jobs_core.api import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
-from jobs_core.db import database
-from jobs_core.models import JobSummary
-from jobs_core.statemachine import JobStatus
+from jobs_core.domain import jobs_read
+from jobs_core.domain.models import JobSummary
+from jobs_core.domain.statemachine import JobStatus
+from jobs_core.native.http import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
+from jobs_core.store.db import database
 
 app = resolver()
 
@@ -38,7 +38,7 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response[list[JobSummary]]:
-    page = jobs.list_jobs(database(), operator(app).tenant_id, status, limit, offset, cursor)
+    page = jobs_read.list_jobs(database(), operator(app).tenant_id, status, limit, offset, cursor)
     headers = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else None
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=page.jobs, headers=headers)
 

@@ -8,9 +8,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobs_core.db import database
+from jobs_core.domain.sweep import sweep
 from jobs_core.observability import logger, metrics, traced
-from jobs_core.sweep import sweep
+from jobs_core.store.db import database
 
 
 @logger.inject_lambda_context

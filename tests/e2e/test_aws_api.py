@@ -19,10 +19,10 @@ import psycopg
 import pytest
 from botocore.config import Config
 
-from jobs_core import devices
-from jobs_core.db import Database
-from jobs_core.migrate import migrate
-from jobs_core.sweep import sweep
+from jobs_core.domain import devices, groups
+from jobs_core.domain.sweep import sweep
+from jobs_core.store.db import Database
+from jobs_core.store.migrate import migrate
 from jobs_local import devjwt
 from jobs_local.devdb import ROOT
 from tests.conftest import local_server
@@ -63,7 +63,7 @@ def fleet(env: dict[str, str], tenant: str) -> Iterator[dict[str, str]]:
     db = Database(lambda refresh: env["DATABASE_URL"])
     names = [f"thing-{i}" for i in range(1, 5)]
     tokens = devices.register(db, tenant, names)
-    devices.add_to_group(db, tenant, "fleet", names)
+    groups.add_to_group(db, tenant, "fleet", names)
     yield tokens
     db.close()
 

@@ -20,8 +20,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
-from jobs_core import devices
-from jobs_core.db import Database
+from jobs_core.domain import groups
+from jobs_core.store.db import Database
 from jobs_local import devjwt
 from tests.e2e.test_e2e_http import http
 from tests.factories import Register
@@ -89,7 +89,7 @@ def test_an_operator_watches_and_steers_a_rollout_in_the_console(
     browser: WebDriver, base_url: str, db: Database, tenant: str, register: Register, tmp_path: Path
 ) -> None:
     tokens = register(tenant, 4, prefix="cam")
-    devices.add_to_group(db, tenant, "cameras", list(tokens))
+    groups.add_to_group(db, tenant, "cameras", list(tokens))
     sign_in(browser, base_url, devjwt.mint(tenant, "alice"))
 
     # The page and its files carry a CSP without inline scripts.

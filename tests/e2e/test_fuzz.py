@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jobs_core import devices, jobs
-from jobs_core.db import Database
-from jobs_core.models import JobCreate
+from jobs_core.domain import devices, jobs_create
+from jobs_core.domain.models import JobCreate
+from jobs_core.store.db import Database
 from jobs_local import devjwt
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
@@ -28,7 +28,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
 ) -> None:
     token = devices.register(db, tenant, ["fuzz-device"])["fuzz-device"]
     for job_id in ("0", "fuzz"):  # ids the generator tries first, so it reaches past 404
-        jobs.create(db, tenant, "fuzzer", JobCreate(job_id=job_id, document_type="x", target_all=True))
+        jobs_create.create(db, tenant, "fuzzer", JobCreate(job_id=job_id, document_type="x", target_all=True))
     schemathesis = Path(sys.executable).parent / "schemathesis"
     done = subprocess.run(
         [

@@ -20,9 +20,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from jobs_core import devices, executions, jobs
-from jobs_core.db import Database
-from jobs_core.models import ExecutionUpdate, JobCreate, Rollout
+from jobs_core.domain import devices, executions, jobs_create
+from jobs_core.domain.models import ExecutionUpdate, JobCreate, Rollout
+from jobs_core.store.db import Database
 from jobs_local.devdb import ROOT
 from jobs_local.pooler import free_port
 from tests.conftest import local_server
@@ -50,7 +50,7 @@ def test_the_terminal_shows_one_line_and_the_sweep_runs_on_the_schedule(
 ) -> None:
     db = Database(lambda refresh: env["DATABASE_URL"])
     devices.register(db, tenant, ["d1"])
-    jobs.create(db, tenant, "ops", JobCreate(job_id="j", document_type="x", target_all=True))
+    jobs_create.create(db, tenant, "ops", JobCreate(job_id="j", document_type="x", target_all=True))
     db.close()
     with local_server({**env, "LOCAL_SCHEDULE_EVERY_S": "1"}, tmp_path / "server.log"):
         with psycopg.connect(env["DATABASE_URL"], autocommit=True, row_factory=dict_row) as admin:
@@ -212,7 +212,7 @@ def test_group_add_counts_what_it_added(env: dict[str, str], tenant: str) -> Non
 def test_jobsctl_sweep_now_times_out_what_would_have_timed_out_by_then(env: dict[str, str], tenant: str) -> None:
     db = Database(lambda refresh: env["DATABASE_URL"])
     token = devices.register(db, tenant, ["d1"])["d1"]
-    jobs.create(db, tenant, "ops", JobCreate(job_id="j", document_type="x", target_all=True, timeout_minutes=5))
+    jobs_create.create(db, tenant, "ops", JobCreate(job_id="j", document_type="x", target_all=True, timeout_minutes=5))
     executions.update(db, token, "j", ExecutionUpdate(status="IN_PROGRESS"))
     db.close()
     soon, later = (datetime.now(UTC) + timedelta(minutes=m) for m in (4, 6))
@@ -230,7 +230,7 @@ def test_jobsctl_sweep_now_releases_a_paced_rollout(env: dict[str, str], tenant:
     db = Database(lambda refresh: env["DATABASE_URL"])
     devices.register(db, tenant, [f"d{i:02d}" for i in range(12)])
     rollout = Rollout(maximum_per_minute=5)
-    jobs.create(db, tenant, "ops", JobCreate(job_id="j", document_type="x", target_all=True, rollout=rollout))
+    jobs_create.create(db, tenant, "ops", JobCreate(job_id="j", document_type="x", target_all=True, rollout=rollout))
     with psycopg.connect(env["DATABASE_URL"], row_factory=dict_row) as admin:
         row = admin.execute("SELECT created_at FROM jobs WHERE tenant_id = %s", [tenant]).fetchone()
         assert row is not None

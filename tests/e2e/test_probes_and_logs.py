@@ -12,9 +12,9 @@ from typing import Any
 
 from psycopg.conninfo import make_conninfo
 
-from jobs_core import devices, executions, jobs
-from jobs_core.db import Database
-from jobs_core.models import ExecutionUpdate, JobCreate
+from jobs_core.domain import devices, executions, jobs_create, jobs_read
+from jobs_core.domain.models import ExecutionUpdate, JobCreate
+from jobs_core.store.db import Database
 from jobs_local import devjwt
 from tests.conftest import local_server
 from tests.factories import CreateJob, Register
@@ -63,7 +63,7 @@ def test_a_second_tenant_gets_only_404_or_403_on_every_route(
     assert all(status in (403, 404) for _, status, _ in refusals), refusals
     assert [body for name, _, body in probes if name == "pending"] == [{"jobs": []}, {"jobs": []}]
     assert [body for name, _, body in probes if name == "list jobs"] == [[]]
-    detail = jobs.detail(db, tenant, "target", 10, None)
+    detail = jobs_read.detail(db, tenant, "target", 10, None)
     assert detail.status == "IN_PROGRESS" and detail.executions[0].status == "IN_PROGRESS"  # untouched
     print(f"\nprobes: {len(probes)} run, {len(leaks)} leaks")
 
@@ -77,7 +77,7 @@ def test_a_full_sessions_logs_hold_no_token_jwt_or_secret(env: dict[str, str], t
         tenant = f"logs-{base.rsplit(':', 1)[1]}"
         token = devices.register(db, tenant, ["d1"])["d1"]
         jwt = devjwt.mint(tenant, "alice")
-        jobs.create(db, tenant, "alice", JobCreate(job_id="j", document_type="x", target_all=True))
+        jobs_create.create(db, tenant, "alice", JobCreate(job_id="j", document_type="x", target_all=True))
         db.close()
 
         def call(method: str, path: str, headers: dict[str, str], body: Any = None) -> None:

@@ -10,11 +10,11 @@ import psycopg
 from psycopg.rows import DictRow
 
 from bench.instruments import all_at_once as containers_at_once
-from jobs_core import executions
-from jobs_core.db import Database
+from jobs_core.domain import executions
+from jobs_core.domain.models import DeviceTarget, ExecutionUpdate
+from jobs_core.domain.sweep import sweep
 from jobs_core.errors import Conflict, InvalidRequest
-from jobs_core.models import DeviceTarget, ExecutionUpdate
-from jobs_core.sweep import sweep
+from jobs_core.store.db import Database
 from tests.factories import CreateJob, Register, expire_job
 
 

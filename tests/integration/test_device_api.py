@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from jobs_core.statemachine import HIDDEN_FROM_DEVICES, TRANSITIONS, Actor, ExecutionStatus, allowed
+from jobs_core.domain.statemachine import HIDDEN_FROM_DEVICES, TRANSITIONS, Actor, ExecutionStatus, allowed
 from tests.factories import Admin, CreateJob, Register, execution_row, expire_job, force_status
 from tests.helpers import invoke
 

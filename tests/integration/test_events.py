@@ -10,7 +10,7 @@ from typing import Any
 
 from psycopg import pq
 
-from jobs_core.db import Database
+from jobs_core.store.db import Database
 from jobs_local import template
 from jobs_local.lambda_context import LocalContext
 from tests.factories import Register, container_database

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from jobs_core.api import MAX_BODY_BYTES
-from jobs_core.db import Database
-from jobs_core.models import MAX_DOCUMENT_PARAMS_BYTES
-from jobs_core.sweep import DUE, sweep
+from jobs_core.domain.models import MAX_DOCUMENT_PARAMS_BYTES
+from jobs_core.domain.sweep import DUE, sweep
+from jobs_core.native.http import MAX_BODY_BYTES
+from jobs_core.store.db import Database
 from jobs_local.devjwt import as_api_gateway_claims
 from jobs_local.invoke import request
 from tests.factories import Admin, CreateJob, Register, expire_job, job_status
@@ -211,7 +211,7 @@ class TestListing:
         assert as_operator(tenant, "GET", "/customer/jobs", query=f"cursor={cursor}")[0] == 400
 
     def test_the_page_reads_its_jobs_by_an_index_in_order(self, admin: Admin, tenant: str) -> None:
-        from jobs_core.jobs import _list_query
+        from jobs_core.domain.jobs_read import _list_query
 
         for by_status in (False, True):
             query = _list_query(by_status, True).as_string(None)

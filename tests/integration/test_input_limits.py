@@ -7,7 +7,7 @@ import tracemalloc
 
 import pytest
 
-from jobs_core.api import MAX_BODY_BYTES
+from jobs_core.native.http import MAX_BODY_BYTES
 from tests.factories import Admin, CreateJob, Register
 from tests.helpers import device_put, invoke, operator_claims
 

@@ -13,12 +13,12 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobs_core import executions, jobs
-from jobs_core.db import Database
+from jobs_core.domain import executions, jobs_cancel, jobs_create
+from jobs_core.domain.models import DeviceTarget, ExecutionCancel, ExecutionUpdate, JobCreate, StartNext
+from jobs_core.domain.statemachine import ACTIVE
+from jobs_core.domain.sweep import SweepResult, sweep
 from jobs_core.errors import Conflict, InvalidRequest, NotFound
-from jobs_core.models import DeviceTarget, ExecutionCancel, ExecutionUpdate, JobCreate, StartNext
-from jobs_core.statemachine import ACTIVE
-from jobs_core.sweep import SweepResult, sweep
+from jobs_core.store.db import Database
 from tests.factories import Admin, Register, expire_job
 
 SEED = int(os.environ.get("INVARIANTS_SEED", "20261123"))
@@ -94,7 +94,7 @@ def test_invariants_hold_under_random_concurrent_operations(
                 "scheduling": job_rng.choice(schedules),
             }
         )
-        jobs.create(worker, tenant, "driver", job)
+        jobs_create.create(worker, tenant, "driver", job)
 
     for j in range(JOBS):
         new_job(f"job-{j}", db, rng)
@@ -156,9 +156,9 @@ def test_invariants_hold_under_random_concurrent_operations(
                 with lock:
                     job_ids.append(new_id)
             elif op in ("cancel", "force-cancel"):
-                jobs.cancel(worker, tenant, job_id, "driver cancel", force=op == "force-cancel")
+                jobs_cancel.cancel(worker, tenant, job_id, "driver cancel", force=op == "force-cancel")
             elif op == "cancel-one":
-                jobs.cancel_execution(
+                jobs_cancel.cancel_execution(
                     worker, tenant, job_id, device, ExecutionCancel(reason="one"), force=op_rng.random() < 0.5
                 )
             elif op == "expire":

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from bench.instruments import all_at_once
-from jobs_core import executions, jobs
-from jobs_core.db import Database
+from jobs_core.domain import executions, jobs_cancel
+from jobs_core.domain.models import ExecutionUpdate, StartNext
+from jobs_core.domain.sweep import sweep
 from jobs_core.errors import Conflict, InvalidRequest
-from jobs_core.models import ExecutionUpdate, StartNext
-from jobs_core.sweep import sweep
+from jobs_core.store.db import Database
 from tests.factories import Admin, CreateJob, Register, execution_row, job_status
 from tests.helpers import device_put, invoke, operator_claims
 
@@ -274,7 +274,7 @@ class TestForceCancel:
 
         def work(worker: Database, i: int) -> object:
             if i == len(tokens):
-                return jobs.cancel(worker, tenant, "j", "race", force=True)
+                return jobs_cancel.cancel(worker, tenant, "j", "race", force=True)
             return executions.update(worker, tokens[i], "j", ExecutionUpdate(status="SUCCEEDED"))
 
         outcomes = [o.result for o in all_at_once(database_url, len(tokens) + 1, work)]

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobs_core import devices, jobs
-from jobs_core.db import Database
-from jobs_core.models import JobCreate
+from jobs_core.domain import devices, jobs_create
+from jobs_core.domain.models import JobCreate
+from jobs_core.store.db import Database
 from jobs_local import template
 from jobs_local.devjwt import as_api_gateway_claims
 from jobs_local.invoke import request
@@ -144,7 +144,7 @@ def world(database_url: str) -> Iterator[dict[str, str]]:
     db = Database(lambda refresh: database_url)
     tenant = f"fuzz-{uuid.uuid4().hex[:8]}"
     token = devices.register(db, tenant, ["dev-0000"])["dev-0000"]
-    jobs.create(db, tenant, "fuzzer", JobCreate(job_id="j", document_type="x", target_all=True))
+    jobs_create.create(db, tenant, "fuzzer", JobCreate(job_id="j", document_type="x", target_all=True))
     db.close()
     yield {"tenant": tenant, "token": token}
     print(f"\nno-5xx: {sum(seen.values())} generated requests, by status {dict(sorted(seen.items()))}")

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from jobs_core import devices
-from jobs_core.db import Database
+from jobs_core.domain import groups
+from jobs_core.store.db import Database
 from tests.factories import Admin, CreateJob, Register
 from tests.helpers import invoke, operator_claims
 
@@ -32,12 +32,12 @@ class TestCreate:
 
     def test_for_a_group_is_a_snapshot(self, db: Database, tenant: str, register: Register, admin: Admin) -> None:
         register(tenant, 5)
-        devices.add_to_group(db, tenant, "lab", ["dev-0000", "dev-0002"])
+        groups.add_to_group(db, tenant, "lab", ["dev-0000", "dev-0002"])
         status, body = as_operator(
             tenant, "POST", "/customer/jobs", body={"document_type": "ota", "target_group_id": "lab"}
         )
         assert status == 201 and body["execution_count"] == 2
-        devices.add_to_group(db, tenant, "lab", ["dev-0004"])  # joins later: not in the job
+        groups.add_to_group(db, tenant, "lab", ["dev-0004"])  # joins later: not in the job
         targeted = admin.execute(
             "SELECT device_id FROM job_executions WHERE tenant_id = %s ORDER BY device_id", [tenant]
         ).fetchall()

@@ -18,11 +18,11 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from jobs_core import devices, jobs
-from jobs_core.db import Database
-from jobs_core.migrate import migrate
-from jobs_core.models import JobCreate
+from jobs_core.domain import devices, jobs_create
+from jobs_core.domain.models import JobCreate
 from jobs_core.settings import settings
+from jobs_core.store.db import Database
+from jobs_core.store.migrate import migrate
 from tests.factories import container_database
 from tests.helpers import invoke
 
@@ -47,7 +47,7 @@ def test_the_database_goes_away_and_comes_back(throwaway: Any, monkeypatch: pyte
     token = devices.register(db, "acme", ["d1"])["d1"]
     job_ids = [f"job-{i:04d}" for i in range(400)]
     for job_id in job_ids:
-        jobs.create(db, "acme", "ops", JobCreate(job_id=job_id, document_type="x", target_device_id="d1"))
+        jobs_create.create(db, "acme", "ops", JobCreate(job_id=job_id, document_type="x", target_device_id="d1"))
     monkeypatch.setenv("DATABASE_URL", url)
     settings.cache_clear()
 

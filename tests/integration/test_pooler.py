@@ -14,10 +14,10 @@ import psycopg
 import pytest
 
 from bench.instruments import all_at_once
-from jobs_core import executions, jobs
-from jobs_core.db import Database
-from jobs_core.jobs import JobsPage
-from jobs_core.models import ExecutionUpdate, JobCreate, PendingJobs, StartNext
+from jobs_core.domain import executions, jobs_create, jobs_read
+from jobs_core.domain.jobs_read import JobsPage
+from jobs_core.domain.models import ExecutionUpdate, JobCreate, PendingJobs, StartNext
+from jobs_core.store.db import Database
 from jobs_local.pooler import pooled
 from tests.factories import Admin, Register
 
@@ -32,7 +32,7 @@ def one_connection(owner_url: str) -> Iterator[str]:
 def _tenant_fleet(db: Database, tenant: str, register: Register, n: int = 3) -> dict[str, str]:
     tokens = register(tenant, n)
     for k in range(2):
-        jobs.create(db, tenant, "op", JobCreate(job_id=f"{tenant}-job-{k}", document_type="x", target_all=True))
+        jobs_create.create(db, tenant, "op", JobCreate(job_id=f"{tenant}-job-{k}", document_type="x", target_all=True))
     return tokens
 
 
@@ -91,8 +91,8 @@ def test_every_request_over_a_superuser_server_connection_runs_under_row_level_s
     token = mine["dev-0000"]
     requests: dict[str, Callable[[], object]] = {
         "poll": lambda: executions.pending(container, token),
-        "list": lambda: jobs.list_jobs(container, tenant, None, 100, 0),
-        "detail": lambda: jobs.detail(container, tenant, f"{tenant}-job-0", 100, None),
+        "list": lambda: jobs_read.list_jobs(container, tenant, None, 100, 0),
+        "detail": lambda: jobs_read.detail(container, tenant, f"{tenant}-job-0", 100, None),
         "start-next": lambda: executions.start_next(container, token, StartNext()),
         "describe": lambda: executions.describe(container, token, f"{tenant}-job-0"),
         "update": lambda: executions.update(container, token, f"{tenant}-job-0", ExecutionUpdate(status="SUCCEEDED")),
@@ -148,14 +148,14 @@ def test_two_tenants_interleaved_over_two_shared_server_connections_see_only_the
         rng = random.Random(i)
         for _ in range(6):
             seen += [job.job_id for job in executions.pending(c, token).jobs]
-            seen += [job.job_id for job in jobs.list_jobs(c, name, None, 100, 0).jobs]
+            seen += [job.job_id for job in jobs_read.list_jobs(c, name, None, 100, 0).jobs]
             if rng.random() < 0.5:
                 nxt = executions.start_next(c, token, StartNext()).execution
                 if nxt is not None:
                     seen.append(nxt.job_id)
                     done = executions.update(c, token, nxt.job_id, ExecutionUpdate(status="SUCCEEDED"))
                     seen.append(done.job_id)
-        seen += [e.device_id for e in jobs.detail(c, name, f"{name}-job-0", 100, None).executions]
+        seen += [e.device_id for e in jobs_read.detail(c, name, f"{name}-job-0", 100, None).executions]
         return seen
 
     log = tmp_path / "pgbouncer.log"

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from bench.instruments import all_at_once
-from jobs_core import executions
-from jobs_core.db import Database
-from jobs_core.models import ExecutionUpdate
-from jobs_core.sweep import SweepResult, sweep
+from jobs_core.domain import executions
+from jobs_core.domain.models import ExecutionUpdate
+from jobs_core.domain.sweep import SweepResult, sweep
+from jobs_core.store.db import Database
 from tests.factories import Admin, CreateJob, Register, job_status
 from tests.helpers import device_put, invoke, operator_claims
 

@@ -10,8 +10,8 @@ import pytest
 from moto import mock_aws
 from psycopg.conninfo import conninfo_to_dict
 
-from jobs_core.db import Database, conninfo_from
 from jobs_core.settings import Settings
+from jobs_core.store.db import Database, conninfo_from
 
 
 @pytest.fixture

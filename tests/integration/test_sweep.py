@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from jobs_core import executions, jobs
-from jobs_core.db import Database
-from jobs_core.models import ExecutionUpdate
-from jobs_core.sweep import sweep
+from jobs_core.domain import executions, jobs_cancel
+from jobs_core.domain.models import ExecutionUpdate
+from jobs_core.domain.sweep import sweep
+from jobs_core.store.db import Database
 from tests.factories import Admin, CreateJob, Register, expire_job, job_status
 
 
@@ -77,7 +77,7 @@ def test_never_completes_a_canceled_job(
     tokens = register(tenant, 2)
     create_job(tenant, job_id="j")
     executions.update(db, tokens["dev-0000"], "j", ExecutionUpdate(status="IN_PROGRESS"))
-    jobs.cancel(db, tenant, "j", None)
+    jobs_cancel.cancel(db, tenant, "j", None)
     expire_job(admin, tenant, "j")
 
     sweep(db)

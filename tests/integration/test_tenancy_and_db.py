@@ -12,11 +12,12 @@ import psycopg
 import pytest
 
 from bench.instruments import RoundTripCounter
-from jobs_core import aws_devices, executions
-from jobs_core.db import Database
+from jobs_core.aws import data_plane
+from jobs_core.domain import executions
+from jobs_core.domain.models import ExecutionUpdate, StartNext
 from jobs_core.errors import DatabaseUnavailable
-from jobs_core.migrate import migrate
-from jobs_core.models import ExecutionUpdate, StartNext
+from jobs_core.store.db import Database
+from jobs_core.store.migrate import migrate
 from tests.factories import POOLED, Admin, CreateJob, Register, container_database, scratch_database
 from tests.helpers import invoke
 
@@ -195,7 +196,7 @@ def test_each_transaction_runs_as_the_runtime_role_and_leaves_nothing_on_the_con
 def test_every_device_function_the_layer_calls_sets_its_own_role_and_lock_timeout(admin: Admin) -> None:
     called = {
         re.search(r"FROM (\w+)\(", query).group(1)  # type: ignore[union-attr]
-        for query in (*_statements(executions), *_statements(aws_devices))
+        for query in (*_statements(executions), *_statements(data_plane))
     }
     assert called == {
         "device_pending", "device_execution", "device_start_next", "device_update",

@@ -14,9 +14,9 @@ from typing import get_args
 from psycopg import sql
 
 import jobs_core
-from jobs_core.migrate import FUNCTIONS, MIGRATIONS
-from jobs_core.models import EndBehavior
-from jobs_core.statemachine import JOB_TRANSITIONS, TRANSITIONS, ExecutionStatus, JobStatus
+from jobs_core.domain.models import EndBehavior
+from jobs_core.domain.statemachine import JOB_TRANSITIONS, TRANSITIONS, ExecutionStatus, JobStatus
+from jobs_core.store.migrate import FUNCTIONS, MIGRATIONS
 
 STATUSES = {str(s) for s in ExecutionStatus} | {str(s) for s in JobStatus}
 # Upper-case literals that are not statuses: the ways a rollout ends (stop_action, end_behavior),
@@ -35,8 +35,8 @@ def layer_sql() -> Iterator[tuple[str, str]]:
     its modules hold."""
     for path in sorted([*Path(FUNCTIONS).glob("*.sql"), *Path(MIGRATIONS).glob("*.sql")]):
         yield path.name, uncommented(path.read_text())
-    for module in pkgutil.iter_modules(jobs_core.__path__):
-        loaded = importlib.import_module(f"jobs_core.{module.name}")
+    for module in pkgutil.walk_packages(jobs_core.__path__, "jobs_core."):
+        loaded = importlib.import_module(module.name)
         for name, value in vars(loaded).items():
             if isinstance(value, sql.Composable):
                 yield f"{module.name}.{name}", uncommented(value.as_string(None))
@@ -73,9 +73,9 @@ def test_every_status_change_the_sql_makes_is_in_the_tables() -> None:
     # what the layer has today as literals: the cancel's three, the completion (and 0003's); the
     # device update, start-next, the sweep and the cancel of one execution take theirs passed in
     assert {(where, target) for where, _, _, target in found} >= {
-        ("jobs.REJECT_QUEUED", "REJECTED"),
-        ("jobs.CANCEL_RUNNING", "CANCELED"),
-        ("jobs.CANCEL", "CANCELED"),
+        ("jobs_core.domain.jobs_cancel.REJECT_QUEUED", "REJECTED"),
+        ("jobs_core.domain.jobs_cancel.CANCEL_RUNNING", "CANCELED"),
+        ("jobs_core.domain.jobs_cancel.CANCEL", "CANCELED"),
         ("jobs.sql", "COMPLETED"),
     }
     for where, table, sources, target in found:

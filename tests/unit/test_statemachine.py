@@ -2,8 +2,8 @@
 
 from typing import get_args
 
-from jobs_core.models import DeviceTarget
-from jobs_core.statemachine import (
+from jobs_core.domain.models import DeviceTarget
+from jobs_core.domain.statemachine import (
     ACTIVE,
     DEVICE_TARGETS,
     TERMINAL,

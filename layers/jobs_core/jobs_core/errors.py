@@ -1,4 +1,5 @@
-"""Domain errors: plain classes, mapped to HTTP status codes in one place (api.py)."""
+"""The errors a caller can cause: plain classes, mapped to responses by each door (native/http.py,
+aws/http.py)."""
 
 
 class JobsError(Exception):

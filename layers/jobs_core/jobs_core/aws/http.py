@@ -17,10 +17,10 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
-from jobs_core.api import json_resolver
-from jobs_core.aws_shapes import CONTROL_PLANE_STATUS, DATA_PLANE_STATUS, AwsError
+from jobs_core.aws.shapes import CONTROL_PLANE_STATUS, DATA_PLANE_STATUS, AwsError
+from jobs_core.domain.models import DEVICE_ID_PATTERN, JOB_ID_PATTERN
 from jobs_core.errors import DatabaseBusy, DatabaseUnavailable, Forbidden, JobsError, NotFound, Unauthorized
-from jobs_core.models import DEVICE_ID_PATTERN, JOB_ID_PATTERN
+from jobs_core.native.http import json_resolver
 from jobs_core.observability import logger
 
 AWS_SECURITY_DEVICE: list[dict[str, list[str]]] = [{"provisionToken": []}]

@@ -13,10 +13,8 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from psycopg.types.json import Jsonb
 
-from jobs_core import devices
-from jobs_core.db import Database
-from jobs_core.errors import Conflict, Ended, NotFound, Refused
-from jobs_core.models import (
+from jobs_core.domain import credentials
+from jobs_core.domain.models import (
     Document,
     Execution,
     ExecutionUpdate,
@@ -26,8 +24,7 @@ from jobs_core.models import (
     PendingJobs,
     StartNext,
 )
-from jobs_core.observability import metrics
-from jobs_core.statemachine import (
+from jobs_core.domain.statemachine import (
     TERMINAL,
     Actor,
     ExecutionStatus,
@@ -37,6 +34,9 @@ from jobs_core.statemachine import (
     retry_target,
     sources,
 )
+from jobs_core.errors import Conflict, Ended, NotFound, Refused
+from jobs_core.observability import metrics
+from jobs_core.store.db import Database
 
 PENDING_LIMIT = 10
 
@@ -60,7 +60,9 @@ def _document(row: dict[str, Any]) -> Document:
 
 
 def pending(db: Database, token: str | None) -> PendingJobs:
-    row = devices.authenticated(db.fetch_one(PENDING, {"key": devices.lookup_key(token), "limit": PENDING_LIMIT}))
+    row = credentials.authenticated(
+        db.fetch_one(PENDING, {"key": credentials.lookup_key(token), "limit": PENDING_LIMIT})
+    )
     return PendingJobs(
         jobs=[
             PendingJob(
@@ -77,7 +79,7 @@ def pending(db: Database, token: str | None) -> PendingJobs:
 
 
 def describe(db: Database, token: str | None, job_id: str) -> Execution:
-    row = devices.authenticated(db.fetch_one(DESCRIBE, {"key": devices.lookup_key(token), "job_id": job_id}))
+    row = credentials.authenticated(db.fetch_one(DESCRIBE, {"key": credentials.lookup_key(token), "job_id": job_id}))
     if row["execution"] is None:
         raise NotFound("job execution not found")
     return Execution.model_validate(row["execution"])
@@ -86,13 +88,13 @@ def describe(db: Database, token: str | None, job_id: str) -> Execution:
 def start_next(db: Database, token: str | None, request: StartNext) -> NextExecution:
     """The device's IN_PROGRESS execution, else its oldest claimable QUEUED one, claimed."""
     params = {
-        "key": devices.lookup_key(token),
+        "key": credentials.lookup_key(token),
         "claimed": str(CLAIMED),
         "claim_sources": claim_sources(CLAIMED, Actor.DEVICE),
         "status_details": Jsonb(request.status_details) if request.status_details is not None else None,
         "step_timeout_minutes": request.step_timeout_minutes,
     }
-    row = devices.authenticated(db.fetch_one(START_NEXT, params))
+    row = credentials.authenticated(db.fetch_one(START_NEXT, params))
     if row["execution"] is None:
         return NextExecution(execution=None, claimed=False)
     return NextExecution(execution=Execution.model_validate(row["execution"]), claimed=row["claimed"])
@@ -102,7 +104,7 @@ def update(db: Database, token: str | None, job_id: str, change: ExecutionUpdate
     target = ExecutionStatus(change.status)
     claims = claim_sources(target, Actor.DEVICE)
     params = {
-        "key": devices.lookup_key(token),
+        "key": credentials.lookup_key(token),
         "job_id": job_id,
         "status": str(target),
         "sources": sources(target, Actor.DEVICE),
@@ -114,7 +116,7 @@ def update(db: Database, token: str | None, job_id: str, change: ExecutionUpdate
         "terminal": target in TERMINAL,
         "step_timeout_minutes": change.step_timeout_minutes,
     }
-    row = devices.authenticated(db.fetch_one(UPDATE, params))
+    row = credentials.authenticated(db.fetch_one(UPDATE, params))
     if row["found_status"] is None:
         raise NotFound("job execution not found")
     if row["execution"] is not None:

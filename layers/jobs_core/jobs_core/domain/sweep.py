@@ -23,11 +23,11 @@ from psycopg import sql
 from psycopg.rows import DictRow
 from pydantic import BaseModel, Field
 
-from jobs_core.db import Connection, Database, sql_list
+from jobs_core.domain.rollouts import TickResult, tick_batch
+from jobs_core.domain.statemachine import Actor, ExecutionStatus, retry_sources, retry_target, sources
 from jobs_core.observability import logger
-from jobs_core.rollouts import TickResult, tick_batch
 from jobs_core.settings import settings
-from jobs_core.statemachine import Actor, ExecutionStatus, retry_sources, retry_target, sources
+from jobs_core.store.db import Connection, Database, sql_list
 
 SWEEP_LOCK = 0x10B55EE9  # pg_try_advisory_xact_lock key: one sweep transaction at a time
 
@@ -275,5 +275,5 @@ def _retry(db: Database, result: SweepResult, failed: list[str], ctids: list[str
 
 def _isolable(exc: psycopg.Error) -> bool:
     """A fault of the data (a value out of range, a constraint), not of the database's reach
-    (which db.py turns into DatabaseUnavailable before it gets here)."""
+    (which store/db.py turns into DatabaseUnavailable before it gets here)."""
     return not isinstance(exc, psycopg.OperationalError)

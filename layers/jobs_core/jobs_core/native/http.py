@@ -23,6 +23,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jobs_core.domain.models import MAX_DOCUMENT_PARAMS_BYTES, TENANT_PATTERN, ErrorBody
 from jobs_core.errors import (
     Conflict,
     DatabaseUnavailable,
@@ -34,7 +35,6 @@ from jobs_core.errors import (
     Refused,
     Unauthorized,
 )
-from jobs_core.models import MAX_DOCUMENT_PARAMS_BYTES, TENANT_PATTERN, ErrorBody
 from jobs_core.observability import logger, metrics, traced
 from jobs_core.settings import settings
 

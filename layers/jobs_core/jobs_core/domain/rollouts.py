@@ -27,8 +27,8 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from jobs_core.db import Connection, sql_list
-from jobs_core.statemachine import Actor, ExecutionStatus, JobStatus, job_sources, sources
+from jobs_core.domain.statemachine import Actor, ExecutionStatus, JobStatus, job_sources, sources
+from jobs_core.store.db import Connection, sql_list
 
 MINUTE = timedelta(minutes=1)
 U, Q, P = ExecutionStatus.UNRELEASED, ExecutionStatus.QUEUED, ExecutionStatus.IN_PROGRESS

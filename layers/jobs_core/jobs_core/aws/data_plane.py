@@ -18,8 +18,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from jobs_core import devices
-from jobs_core.aws_shapes import (
+from jobs_core.aws.shapes import (
     AwsError,
     ExecutionResponse,
     GetPendingJobExecutionsResponse,
@@ -31,10 +30,9 @@ from jobs_core.aws_shapes import (
     details_map,
     epoch_s,
 )
-from jobs_core.db import Database
-from jobs_core.errors import Conflict, Ended, NotFound, Refused, Unauthorized
-from jobs_core.executions import CLAIMED, refusal
-from jobs_core.statemachine import (
+from jobs_core.domain import credentials
+from jobs_core.domain.executions import CLAIMED, refusal
+from jobs_core.domain.statemachine import (
     DEVICE_TARGETS,
     TERMINAL,
     Actor,
@@ -44,6 +42,8 @@ from jobs_core.statemachine import (
     retry_target,
     sources,
 )
+from jobs_core.errors import Conflict, Ended, NotFound, Refused, Unauthorized
+from jobs_core.store.db import Database
 
 PENDING_LIMIT = 10  # of each list, oldest first: the native pending call's limit
 
@@ -65,7 +65,7 @@ def _scoped(row: dict[str, Any] | None, thing: str) -> dict[str, Any]:
     """The row of a call for the thing named: an unknown token, or a thing that is not the token's
     device, changed and read nothing."""
     try:
-        found = devices.authenticated(row)
+        found = credentials.authenticated(row)
     except Unauthorized:
         raise AwsError("CertificateValidationException", "missing or unknown provision token") from None
     if not found["thing_ok"]:
@@ -111,7 +111,7 @@ def execution(row: dict[str, Any], thing: str, include_document: bool = True) ->
 
 def get_pending(db: Database, token: str | None, thing: str) -> GetPendingJobExecutionsResponse:
     row = _scoped(
-        db.fetch_one(PENDING, {"key": devices.lookup_key(token), "thing": thing, "limit": PENDING_LIMIT}), thing
+        db.fetch_one(PENDING, {"key": credentials.lookup_key(token), "thing": thing, "limit": PENDING_LIMIT}), thing
     )
     return GetPendingJobExecutionsResponse(
         inProgressJobs=[_summary(e) for e in row["in_progress"]], queuedJobs=[_summary(e) for e in row["queued"]]
@@ -121,7 +121,7 @@ def get_pending(db: Database, token: str | None, thing: str) -> GetPendingJobExe
 def describe(
     db: Database, token: str | None, thing: str, job_id: str, include_document: bool, attempt: int | None
 ) -> ExecutionResponse:
-    params = {"key": devices.lookup_key(token), "thing": thing, "job_id": None if job_id == NEXT else job_id}
+    params = {"key": credentials.lookup_key(token), "thing": thing, "job_id": None if job_id == NEXT else job_id}
     row = _scoped(db.fetch_one(DESCRIBE, {**params, "attempt": attempt}), thing)
     if row["execution"] is None:
         if job_id == NEXT:
@@ -134,7 +134,7 @@ def start_next(
     db: Database, token: str | None, thing: str, request: StartNextPendingJobExecutionRequest
 ) -> ExecutionResponse:
     params = {
-        "key": devices.lookup_key(token),
+        "key": credentials.lookup_key(token),
         "thing": thing,
         "claimed": str(CLAIMED),
         "claim_sources": claim_sources(CLAIMED, Actor.DEVICE),
@@ -157,7 +157,7 @@ def update(
     settable = target is not None and target in DEVICE_TARGETS
     claims = claim_sources(target, Actor.DEVICE) if target is not None else []
     params = {
-        "key": devices.lookup_key(token),
+        "key": credentials.lookup_key(token),
         "thing": thing,
         "attempt": request.executionNumber,
         "job_id": job_id,

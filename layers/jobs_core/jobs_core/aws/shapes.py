@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from jobs_core.models import (
+from jobs_core.domain.models import (
     DEVICE_ID_PATTERN,
     JOB_ID_PATTERN,
     MAX_STATUS_DETAILS_BYTES,

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
-from jobs_core.statemachine import ExecutionStatus, JobStatus
+from jobs_core.domain.statemachine import ExecutionStatus, JobStatus
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # Device and group ids follow AWS IoT's rule for thing and thing group names.

@@ -1,0 +1,1 @@
+"""AWS IoT's door: its wire shapes and errors, and its operations over the domain."""

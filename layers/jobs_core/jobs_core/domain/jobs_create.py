@@ -1,0 +1,140 @@
+"""What an operator does to start work: create a job, fanned out to its targets in one statement.
+
+The call runs scoped to the operator's tenant (jobs.tenant_id), which row-level security
+enforces, in one transaction sent as one round trip.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+from aws_lambda_powertools.metrics import MetricUnit
+from psycopg.types.json import Jsonb
+
+from jobs_core.domain import targets
+from jobs_core.domain.models import JobCreate, JobCreated
+from jobs_core.domain.rollouts import Rule
+from jobs_core.domain.statemachine import ExecutionStatus, JobStatus
+from jobs_core.errors import Conflict
+from jobs_core.observability import metrics
+from jobs_core.store.db import Database
+
+# One set-based statement, whatever the fleet size: the job row only if it has targets, then
+# one execution per target (the triggers tally them into the job's count rows). A job held back
+# (scheduled to start later, or paced) gets its executions UNRELEASED, but for the first minute's
+# worth of a paced job that starts now, released at once in queue order (by device id); the
+# schedule releases the rest (rollouts.py). expires_in_hours counts from the start.
+CREATE = """
+WITH targets AS ({targets}),
+plan AS (
+    SELECT CASE WHEN %(start_time)s::timestamptz > now() THEN {scheduled} ELSE {running} END AS status,
+           greatest(now(), %(start_time)s::timestamptz) AS start_at,
+           (SELECT count(*) FROM targets) AS total
+), first_release AS (
+    SELECT p.*, CASE WHEN p.status = {scheduled} THEN 0 ELSE least(p.total, %(rate)s) END AS n
+    FROM plan p
+), job AS (
+    INSERT INTO jobs (tenant_id, job_id, document_type, document_params,
+                      target_device_id, target_group_id, target_all, expires_at, created_by,
+                      timeout_minutes, retry, retries_failed, retries_timed_out, retries_shared,
+                      status, scheduling, rollout, abort, start_time, end_time, end_behavior, description,
+                      rate_per_minute,
+                      released, released_until, next_release_at, next_tick_at)
+    SELECT current_setting('jobs.tenant_id', true), %(job_id)s, %(document_type)s, %(document_params)s,
+           %(target_device_id)s, %(target_group_id)s, %(target_all)s,
+           f.start_at + make_interval(hours => %(expires_in_hours)s::integer), %(created_by)s,
+           %(timeout_minutes)s, %(retry)s, %(retries_failed)s, %(retries_timed_out)s, %(retries_shared)s,
+           f.status, %(scheduling)s, %(rollout)s, %(abort)s, %(start_time)s, %(end_time)s, %(end_behavior)s,
+           %(description)s,
+           %(rate)s,
+           CASE WHEN %(held)s THEN f.n END,
+           r.released_until,
+           CASE WHEN f.status = {scheduled} THEN %(start_time)s
+                WHEN f.n < f.total THEN r.released_until + make_interval(secs => 60.0 / %(rate)s) END,
+           CASE WHEN f.status = {scheduled} THEN %(start_time)s
+                WHEN f.n < f.total THEN least(r.released_until + make_interval(secs => 60.0 / %(rate)s),
+                                              %(end_time)s)
+                ELSE %(end_time)s END
+    FROM first_release f
+    CROSS JOIN LATERAL (
+        -- the rate's credit: a full minute's, less what was released now
+        SELECT CASE WHEN f.status <> {scheduled} AND %(rate)s IS NOT NULL
+                    THEN now() - interval '1 minute' + make_interval(secs => f.n * 60.0 / %(rate)s) END
+               AS released_until
+    ) r
+    WHERE f.total > 0
+    RETURNING tenant_id, job_id, status, expires_at
+), executions AS (
+    INSERT INTO job_executions (tenant_id, job_id, device_id, sweep_at, status)
+    SELECT job.tenant_id, job.job_id, t.device_id, job.expires_at, {status}
+    FROM job, {ordered_targets}
+    RETURNING 1
+)
+SELECT job.job_id, job.status, job.expires_at, (SELECT count(*) FROM executions) AS execution_count
+FROM job
+"""
+ALL_RELEASED = {"status": f"'{ExecutionStatus.QUEUED}'", "ordered_targets": "targets t"}
+HELD_BACK = {
+    "status": f"CASE WHEN t.n <= (SELECT n FROM first_release) THEN '{ExecutionStatus.QUEUED}'"
+    f" ELSE '{ExecutionStatus.UNRELEASED}' END",
+    "ordered_targets": "(SELECT device_id, row_number() OVER (ORDER BY device_id) AS n FROM targets) t",
+}
+JOB_STATUSES = {"scheduled": f"'{JobStatus.SCHEDULED}'", "running": f"'{JobStatus.IN_PROGRESS}'"}
+
+
+def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -> JobCreated:
+    retries_failed, retries_timed_out, retries_shared = retry_budget(request)
+    params = request.model_dump(exclude={"job_id", "document_params", "retry", "scheduling", "rollout", "abort"}) | {
+        "retry": Jsonb([criterion.model_dump() for criterion in request.retry]) if request.retry else None,
+        "retries_failed": retries_failed,
+        "retries_timed_out": retries_timed_out,
+        "retries_shared": retries_shared,
+        "job_id": request.job_id or str(uuid.uuid4()),
+        "document_params": Jsonb(request.document_params),
+        "created_by": user,
+        **_rollout_params(request),
+    }
+    statement = CREATE.format(
+        targets=targets.query(request), **JOB_STATUSES, **(HELD_BACK if params["held"] else ALL_RELEASED)
+    )
+    try:
+        with db.transaction(tenant_id=tenant_id) as conn:
+            result = conn.execute(statement, params)
+    except psycopg.errors.UniqueViolation:
+        raise Conflict(f"job {params['job_id']} already exists") from None
+    row = result.fetchone()
+    if row is not None:
+        metrics.add_metric(name="JobsCreated", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="ExecutionsQueued", unit=MetricUnit.Count, value=row["execution_count"])
+        return JobCreated(**row)
+    raise targets.none_found(request)
+
+
+def _rollout_params(request: JobCreate) -> dict[str, Any]:
+    """The scheduling, rollout and abort settings as the jobs row keeps them; the rollout's rule is
+    read from its setting (rollouts.Rule), here for the rate in force at the start."""
+    scheduling = request.scheduling
+    rollout = request.rollout.model_dump(mode="json", exclude_none=True) if request.rollout else None
+    return {
+        "scheduling": Jsonb(scheduling.model_dump(mode="json")) if scheduling else None,
+        "rollout": Jsonb(rollout) if rollout else None,
+        "abort": Jsonb([criterion.model_dump() for criterion in request.abort]) if request.abort else None,
+        "start_time": scheduling.start_time if scheduling else None,
+        "end_time": scheduling.end_time if scheduling else None,
+        "end_behavior": scheduling.end_behavior if scheduling else None,
+        "rate": Rule.of(rollout).rate(0),
+        "held": rollout is not None or (scheduling is not None and scheduling.start_time is not None),
+    }
+
+
+def retry_budget(request: JobCreate) -> tuple[int, int, bool]:
+    """What the retry criteria allow: (retries of a FAILED attempt, of a TIMED_OUT one, whether
+    the two draw on one budget). A criterion for a failure type governs it; ALL governs the types
+    without one of their own; ALL alone is one budget for both."""
+    given = {criterion.failure_type: criterion.number_of_retries for criterion in request.retry or []}
+    if set(given) == {"ALL"}:
+        return given["ALL"], given["ALL"], True
+    fallback = given.get("ALL", 0)
+    return given.get("FAILED", fallback), given.get("TIMED_OUT", fallback), False

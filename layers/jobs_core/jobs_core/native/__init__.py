@@ -1,0 +1,1 @@
+"""The native door: the HTTP side shared by the route handlers of /device and /customer."""
