@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.dataset import BIG, Dataset, device_id, token
+from bench.dataset import BIG, Dataset, device_id, new_group, token
 from bench.harness import Figure
 from bench.instruments import process_cpu_s
 from jobs_core.domain import executions, jobs_create
@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS bench_execution_like (
 INSERT INTO bench_execution_like VALUES (1, 'IN_PROGRESS', '{"p": 1}', 1, now()) ON CONFLICT DO NOTHING;
 GRANT SELECT, UPDATE ON bench_execution_like TO jobs_runtime;
 """
-BY_HASH = "SELECT tenant_id, device_id FROM device_state WHERE token_hash = %s"
+BY_HASH = "SELECT tenant_id, device_id FROM device_tokens WHERE token_hash = %s"
 BARE_UPDATE = """
 UPDATE bench_execution_like SET status_details = '{"p": 2}', execution_number = execution_number + 1,
        last_updated_at = now()
@@ -59,6 +59,7 @@ def run(data: Dataset) -> list[Figure]:
         ten = JobCreate(job_id=f"cpu-ten-{k}", document_type="x", target_device_id=device_id(busy))
         jobs_create.create(data.db, BIG, "bench", ten)
     group = "cpu-workers"
+    new_group(data.admin, BIG, group)
     data.admin.execute(
         "INSERT INTO device_group_members (tenant_id, group_id, device_id) SELECT %s, %s, unnest(%s::text[])",
         [BIG, group, [device_id(i) for i in workers]],

@@ -16,7 +16,7 @@ from typing import Any
 
 import psutil
 
-from bench.dataset import BIG, Dataset, device_id, register_fleet, token
+from bench.dataset import BIG, Dataset, device_id, new_group, register_fleet, token
 from bench.harness import Figure
 from bench.instruments import process_cpu_s
 from jobs_core.domain import executions, jobs_create
@@ -91,6 +91,7 @@ def _fleet(data: Dataset, name: str, n: int, other: list[int]) -> list[tuple[str
     mine, theirs = data.take(n - n // 2), [other.pop() for _ in range(n // 2)]
     groups = {BIG: [device_id(i) for i in mine], OTHER: [device_id(i) for i in theirs]}
     for tenant, members in groups.items():
+        new_group(data.admin, tenant, name)
         data.admin.execute(
             "INSERT INTO device_group_members (tenant_id, group_id, device_id) SELECT %s, %s, unnest(%s::text[])",
             [tenant, name, members],

@@ -10,7 +10,7 @@ import statistics
 import time
 from datetime import datetime, timedelta
 
-from bench.dataset import Dataset, device_id, register_fleet, token
+from bench.dataset import Dataset, device_id, new_group, register_fleet, token
 from bench.harness import Figure, interleaved, ms, p50_ratio
 from jobs_core.domain import executions, jobs_create
 from jobs_core.domain.models import ExecutionUpdate, JobCreate
@@ -94,6 +94,7 @@ def release_tick(data: Dataset) -> Figure:
 def many_jobs_tick(data: Dataset) -> Figure:
     """1,000 jobs of 20 devices each, paced at 5 a minute: a tick a minute later releases 5 of each."""
     for k in range(MANY_JOBS):
+        new_group(data.admin, TENANT, f"g{k}")
         data.admin.execute(
             "INSERT INTO device_group_members (tenant_id, group_id, device_id)"
             " SELECT %s, %s, device_id FROM device_state WHERE tenant_id = %s AND device_id >= %s"
@@ -156,6 +157,7 @@ def abort_update(data: Dataset) -> list[Figure]:
     n = 5 if data.quick else 15
     size = min(10_000, data.devices)
     group = "ten-thousand"
+    new_group(data.admin, TENANT, group)
     data.admin.execute(
         "INSERT INTO device_group_members (tenant_id, group_id, device_id)"
         " SELECT tenant_id, %s, device_id FROM device_state WHERE tenant_id = %s ORDER BY device_id LIMIT %s",

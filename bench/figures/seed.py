@@ -18,7 +18,7 @@ from jobs_core.domain.models import ExecutionUpdate
 
 def seed_pending(conn: psycopg.Connection[Any], device_token: str) -> list[Any]:
     row = conn.execute(
-        "SELECT tenant_id, device_id FROM device_state WHERE token_hash = %s", [credentials.token_hash(device_token)]
+        "SELECT tenant_id, device_id FROM device_tokens WHERE token_hash = %s", [credentials.token_hash(device_token)]
     ).fetchone()
     assert row is not None
     return conn.execute(
@@ -35,7 +35,7 @@ def seed_pending(conn: psycopg.Connection[Any], device_token: str) -> list[Any]:
 
 def seed_update(conn: psycopg.Connection[Any], device_token: str, job_id: str, status: str) -> None:
     row = conn.execute(
-        "SELECT tenant_id, device_id FROM device_state WHERE token_hash = %s", [credentials.token_hash(device_token)]
+        "SELECT tenant_id, device_id FROM device_tokens WHERE token_hash = %s", [credentials.token_hash(device_token)]
     ).fetchone()
     assert row is not None
     tenant_id, dev = row["tenant_id"], row["device_id"]

@@ -2,13 +2,13 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from jobs_core.domain import jobs_read
 from jobs_core.domain.models import JobSummary
 from jobs_core.domain.statemachine import JobStatus
-from jobs_core.native.http import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
+from jobs_core.native.http import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, page, resolver
 from jobs_core.store.db import database
 
 app = resolver()
@@ -38,9 +38,8 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response[list[JobSummary]]:
-    page = jobs_read.list_jobs(database(), operator(app).tenant_id, status, limit, offset, cursor)
-    headers = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else None
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=page.jobs, headers=headers)
+    found = jobs_read.list_jobs(database(), operator(app).tenant_id, status, limit, offset, cursor)
+    return page(found.jobs, found.next_cursor)
 
 
 lambda_handler = handler_for(app)

@@ -171,6 +171,7 @@ class TestDetail:
             "REJECTED": 0,
             "TIMED_OUT": 0,
             "CANCELED": 0,
+            "REMOVED": 0,
         }
         assert body["total_executions"] == 5 and body["tenant_id"] == tenant
 

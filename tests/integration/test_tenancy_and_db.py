@@ -21,7 +21,15 @@ from jobs_core.store.migrate import migrate
 from tests.factories import POOLED, Admin, CreateJob, Register, container_database, scratch_database
 from tests.helpers import invoke
 
-TENANT_TABLES = ["device_state", "device_group_members", "jobs", "job_executions", "job_execution_counts"]
+TENANT_TABLES = [
+    "device_state",
+    "device_tokens",
+    "device_groups",
+    "device_group_members",
+    "jobs",
+    "job_executions",
+    "job_execution_counts",
+]
 
 
 def test_rls_is_enabled_and_forced_on_every_tenant_table(admin: Admin) -> None:
@@ -32,6 +40,13 @@ def test_rls_is_enabled_and_forced_on_every_tenant_table(admin: Admin) -> None:
     ).fetchall()
     assert sorted(r["relname"] for r in rows) == sorted(TENANT_TABLES)
     assert all(r["relrowsecurity"] and r["relforcerowsecurity"] for r in rows)
+    # and every table with a tenant_id, whatever this list says
+    unguarded = admin.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'"
+        " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'"
+        " AND NOT (c.relrowsecurity AND c.relforcerowsecurity)"
+    ).fetchall()
+    assert unguarded == []
 
 
 def test_the_runtime_role_owns_nothing_and_bypasses_nothing(admin: Admin) -> None:
@@ -85,12 +100,20 @@ def test_a_query_without_tenant_filter_sees_only_the_current_tenant(
     assert unscoped.fetchone() == {"n": 0}
 
 
-def test_the_runtime_role_cannot_write_into_another_tenant(db: Database, tenant: str, other_tenant: str) -> None:
+@pytest.mark.parametrize(
+    "insert",
+    [
+        "INSERT INTO device_state (tenant_id, device_id) VALUES (%s, 'd')",
+        "INSERT INTO device_tokens (tenant_id, device_id, token_hash) VALUES (%s, 'd', 'h')",
+        "INSERT INTO device_groups (tenant_id, group_id) VALUES (%s, 'g')",
+    ],
+)
+def test_the_runtime_role_cannot_write_into_another_tenant(
+    db: Database, tenant: str, other_tenant: str, insert: str
+) -> None:
     with pytest.raises(psycopg.errors.InsufficientPrivilege), db.transaction() as conn:
         conn.execute("SELECT set_config('jobs.tenant_id', %s, true)", [tenant])
-        conn.execute(
-            "INSERT INTO device_state (tenant_id, device_id, token_hash) VALUES (%s, 'd', 'h')", [other_tenant]
-        )
+        conn.execute(insert, [other_tenant])
 
 
 @pytest.mark.parametrize("call", ["pending", "describe", "claim", "finish", "start-next", "step timeout"])
@@ -139,7 +162,7 @@ def test_migrations_are_idempotent_and_safe_when_two_run_at_once(server_url: str
             thread.join()
         assert sorted(map(str, results)) == [
             "['0001_schema', '0002_runtime_membership', '0003_device_calls', '0004_hardening', '0005_lifecycle',"
-            " '0006_rollouts', '0007_aws_api']",
+            " '0006_rollouts', '0007_aws_api', '0008_fleet']",
             "[]",
         ]
         assert migrate(url) == []

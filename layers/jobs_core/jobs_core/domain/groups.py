@@ -1,31 +1,163 @@
-"""Device groups: a named set of a tenant's registered devices, the target of a group job."""
+"""Device groups: a named set of a tenant's registered devices, the target of a group job.
+
+A group is a row of its own (device_groups: a description and its device_count, kept by triggers
+on its memberships in the same transaction, sql/fleet.sql); its members are rows of
+device_group_members. Every call runs scoped to the operator's tenant (jobs.tenant_id), which
+row-level security enforces, in one transaction sent as one round trip.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
-from jobs_core.domain.devices import EXISTING, check_ids
-from jobs_core.errors import InvalidRequest
+import psycopg
+
+from jobs_core.domain import paging
+from jobs_core.domain.devices import check_ids
+from jobs_core.domain.fleet_models import GroupDeleted, GroupDetail, GroupMember, GroupMembersAdded
+from jobs_core.errors import InvalidRequest, NotFound
 from jobs_core.store.db import Database
+
+TENANT = "current_setting('jobs.tenant_id', true)"
+DETAIL = "group_id, description, device_count, created_at"
+
+# Create, or set the description of one that exists (xmax is 0 only in a row this statement made).
+PUT = f"""
+INSERT INTO device_groups AS g (tenant_id, group_id, description)
+VALUES ({TENANT}, %(group_id)s, %(description)s)
+ON CONFLICT (tenant_id, group_id) DO UPDATE SET description = excluded.description, version = g.version + 1
+RETURNING {DETAIL}, (xmax = 0) AS created
+"""
+ENSURE = f"""
+INSERT INTO device_groups (tenant_id, group_id) VALUES ({TENANT}, %(group_id)s)
+ON CONFLICT (tenant_id, group_id) DO NOTHING
+"""
+GET = f"SELECT {DETAIL} FROM device_groups WHERE tenant_id = {TENANT} AND group_id = %(group_id)s"
+LIST = f"""
+SELECT {DETAIL} FROM device_groups
+WHERE tenant_id = {TENANT} AND group_id > %(after)s
+ORDER BY group_id
+LIMIT %(limit)s
+"""
+# A group's memberships go with it (ON DELETE CASCADE); jobs that targeted it keep their executions.
+DELETE = f"DELETE FROM device_groups WHERE tenant_id = {TENANT} AND group_id = %(group_id)s RETURNING device_count"
+
+# Members: only registered devices of the tenant, in a group that exists; all of them or none.
+ADD = f"""
+INSERT INTO device_group_members (tenant_id, group_id, device_id)
+SELECT g.tenant_id, g.group_id, d.device_id
+FROM device_groups g
+JOIN device_state d ON d.tenant_id = g.tenant_id AND d.device_id = ANY(%(device_ids)s)
+WHERE g.tenant_id = {TENANT} AND g.group_id = %(group_id)s
+  AND (SELECT count(*) FROM device_state k
+       WHERE k.tenant_id = {TENANT} AND k.device_id = ANY(%(device_ids)s)) = cardinality(%(device_ids)s::text[])
+ORDER BY d.device_id
+ON CONFLICT DO NOTHING
+"""
+UNKNOWN = f"""
+SELECT i.device_id FROM unnest(%(device_ids)s::text[]) AS i(device_id)
+WHERE NOT EXISTS (SELECT 1 FROM device_state d WHERE d.tenant_id = {TENANT} AND d.device_id = i.device_id)
+ORDER BY i.device_id
+LIMIT 5
+"""
+REMOVE = f"""
+DELETE FROM device_group_members
+WHERE tenant_id = {TENANT} AND group_id = %(group_id)s AND device_id = %(device_id)s
+"""
+DEVICE_EXISTS = f"SELECT 1 FROM device_state WHERE tenant_id = {TENANT} AND device_id = %(device_id)s"
+
+
+def put(db: Database, tenant_id: str, group_id: str, description: str | None) -> tuple[GroupDetail, bool]:
+    """Create the group, or set its description; whether it was created."""
+    with db.transaction(tenant_id=tenant_id) as conn:
+        result = conn.execute(PUT, {"group_id": group_id, "description": description})
+    row = result.fetchone() or {}
+    created = row.pop("created")
+    return GroupDetail(**row), created
+
+
+def describe(db: Database, tenant_id: str, group_id: str) -> GroupDetail:
+    with db.transaction(tenant_id=tenant_id) as conn:
+        found = conn.execute(GET, {"group_id": group_id})
+    row = found.fetchone()
+    if row is None:
+        raise NotFound(f"group {group_id} not found")
+    return GroupDetail(**row)
+
+
+class GroupsPage(NamedTuple):
+    groups: list[GroupDetail]
+    next_cursor: str | None
+
+
+def list_groups(db: Database, tenant_id: str, limit: int, cursor: str | None = None) -> GroupsPage:
+    with db.transaction(tenant_id=tenant_id) as conn:
+        page = conn.execute(LIST, {"after": paging.decode_cursor(cursor), "limit": limit + 1})
+    rows = page.fetchall()
+    groups = [GroupDetail(**row) for row in rows[:limit]]
+    return GroupsPage(groups, paging.encode_cursor(groups[-1].group_id) if len(rows) > limit else None)
+
+
+def delete(db: Database, tenant_id: str, group_id: str) -> GroupDeleted:
+    with db.transaction(tenant_id=tenant_id) as conn:
+        deleted = conn.execute(DELETE, {"group_id": group_id})
+    row = deleted.fetchone()
+    if row is None:
+        raise NotFound(f"group {group_id} not found")
+    return GroupDeleted(group_id=group_id, removed_members=row["device_count"])
+
+
+def add_members(db: Database, tenant_id: str, group_id: str, device_ids: list[str]) -> GroupMembersAdded:
+    """Add devices of the tenant to a group that exists: all of them, or (one is not registered)
+    none, and the error names it. Members already in it are not added again."""
+    params = {"group_id": group_id, "device_ids": list(dict.fromkeys(device_ids))}
+    try:
+        with db.transaction(tenant_id=tenant_id) as conn:
+            added = conn.execute(ADD, params)
+            unknown = conn.execute(UNKNOWN, params)
+            group = conn.execute(GET, params)
+    except psycopg.errors.ForeignKeyViolation:  # a device or the group was deleted meanwhile
+        raise NotFound("a device or the group was deleted while they were being added: nothing was added") from None
+    found = group.fetchone()
+    if found is None:
+        raise NotFound(f"group {group_id} not found")
+    missing = [row["device_id"] for row in unknown.fetchall()]
+    if missing:
+        raise NotFound(f"not registered devices: {', '.join(missing)}")
+    return GroupMembersAdded(group_id=group_id, added=added.rowcount, device_count=found["device_count"])
+
+
+def add_member(db: Database, tenant_id: str, group_id: str, device_id: str) -> GroupMember:
+    added = add_members(db, tenant_id, group_id, [device_id])
+    return GroupMember(group_id=group_id, device_id=device_id, changed=added.added > 0)
+
+
+def remove_member(db: Database, tenant_id: str, group_id: str, device_id: str) -> GroupMember:
+    params = {"group_id": group_id, "device_id": device_id}
+    with db.transaction(tenant_id=tenant_id) as conn:
+        removed = conn.execute(REMOVE, params)
+        group = conn.execute(GET, params)
+        device = conn.execute(DEVICE_EXISTS, params)
+    if removed.rowcount:
+        return GroupMember(group_id=group_id, device_id=device_id, changed=True)
+    if group.fetchone() is None:
+        raise NotFound(f"group {group_id} not found")
+    if device.fetchone() is None:
+        raise NotFound(f"device {device_id} not found")
+    raise NotFound(f"device {device_id} is not a member of group {group_id}")
 
 
 def add_to_group(db: Database, tenant_id: str, group_id: str, device_ids: Iterable[str]) -> int:
-    """Create a group or add devices to it (members must be registered devices of the tenant);
-    returns how many were added (members already in it are not added again)."""
+    """Create a group or add devices to it, for jobsctl (members must be registered devices of
+    the tenant; an unknown one is named and nothing changes); how many were added."""
     ids = list(dict.fromkeys(device_ids))
     check_ids(tenant_id, [group_id], "group id")
     check_ids(tenant_id, ids)
+    params = {"group_id": group_id, "device_ids": ids}
     with db.transaction(tenant_id=tenant_id, pipeline=False) as conn:
-        known = {row["device_id"] for row in conn.execute(EXISTING, {"tenant_id": tenant_id, "ids": ids})}
-        unknown = [device_id for device_id in ids if device_id not in known]
+        unknown = [row["device_id"] for row in conn.execute(UNKNOWN, params)]
         if unknown:
-            raise InvalidRequest(f"not registered devices of {tenant_id}: {', '.join(unknown[:5])}")
-        added = conn.execute(
-            """
-            INSERT INTO device_group_members (tenant_id, group_id, device_id)
-            SELECT %(tenant_id)s, %(group_id)s, device_id FROM unnest(%(device_ids)s::text[]) AS device_id
-            ON CONFLICT DO NOTHING
-            """,
-            {"tenant_id": tenant_id, "group_id": group_id, "device_ids": ids},
-        )
-    return added.rowcount
+            raise InvalidRequest(f"not registered devices of {tenant_id}: {', '.join(unknown)}")
+        conn.execute(ENSURE, params)
+        return conn.execute(ADD, params).rowcount

@@ -94,6 +94,7 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
         "job_id": request.job_id or str(uuid.uuid4()),
         "document_params": Jsonb(request.document_params),
         "created_by": user,
+        "fleet_lock": targets.FLEET_LOCK,
         **_rollout_params(request),
     }
     statement = CREATE.format(
@@ -101,6 +102,7 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
     )
     try:
         with db.transaction(tenant_id=tenant_id) as conn:
+            conn.execute(targets.FLEET_READ, params)
             result = conn.execute(statement, params)
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"job {params['job_id']} already exists") from None

@@ -38,10 +38,10 @@ SUMMARY_COLUMNS = """
     j.target_all, j.expires_at, j.created_by, j.created_at, j.timeout_minutes, j.retry,
     j.scheduling, j.rollout, j.abort, j.description, j.updated_at,
     n.unreleased + n.queued + n.in_progress + n.succeeded + n.failed + n.rejected + n.timed_out + n.canceled
-        AS total_executions,
+        + n.removed AS total_executions,
     n.succeeded AS succeeded_count,
     n.failed + n.timed_out + n.rejected + n.canceled AS failed_count,
-    n.unreleased, n.queued, n.in_progress, n.succeeded, n.failed, n.rejected, n.timed_out, n.canceled,
+    n.unreleased, n.queued, n.in_progress, n.succeeded, n.failed, n.rejected, n.timed_out, n.canceled, n.removed,
     j.released, j.rate_per_minute, j.next_release_at, j.stop_reason, j.stopped_at
 """
 COUNTS = """
@@ -50,7 +50,7 @@ LEFT JOIN LATERAL (
            coalesce(sum(c.queued), 0)::int AS queued, coalesce(sum(c.in_progress), 0)::int AS in_progress,
            coalesce(sum(c.succeeded), 0)::int AS succeeded, coalesce(sum(c.failed), 0)::int AS failed,
            coalesce(sum(c.rejected), 0)::int AS rejected, coalesce(sum(c.timed_out), 0)::int AS timed_out,
-           coalesce(sum(c.canceled), 0)::int AS canceled
+           coalesce(sum(c.canceled), 0)::int AS canceled, coalesce(sum(c.removed), 0)::int AS removed
     FROM job_execution_counts c
     WHERE c.tenant_id = j.tenant_id AND c.job_id = j.job_id
 ) n ON true

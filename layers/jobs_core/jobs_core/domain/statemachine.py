@@ -21,6 +21,7 @@ class ExecutionStatus(StrEnum):
     REJECTED = "REJECTED"
     TIMED_OUT = "TIMED_OUT"
     CANCELED = "CANCELED"  # ended by the operator while it ran (force cancel): not the device's outcome
+    REMOVED = "REMOVED"  # its device left the job's targets (was deleted) before it finished (AWS's name)
 
 
 class JobStatus(StrEnum):
@@ -35,6 +36,7 @@ class Actor(StrEnum):
     OPERATOR = "operator"  # cancel
     SWEEP = "sweep"  # the schedule: expiry and timeouts, rollout release, start and end of scheduled jobs
     SYSTEM = "system"  # what follows from the executions: a job completes, or aborts, on their counts
+    FLEET = "fleet"  # the registry: a device deleted
 
 
 class Transition(NamedTuple):
@@ -56,7 +58,7 @@ class JobTransition(NamedTuple):
 U, Q, P = ExecutionStatus.UNRELEASED, ExecutionStatus.QUEUED, ExecutionStatus.IN_PROGRESS
 S, F = ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED
 R, T = ExecutionStatus.REJECTED, ExecutionStatus.TIMED_OUT
-X = ExecutionStatus.CANCELED
+X, V = ExecutionStatus.CANCELED, ExecutionStatus.REMOVED
 
 # Every execution transition there is.
 TRANSITIONS: frozenset[Transition] = frozenset(
@@ -81,6 +83,10 @@ TRANSITIONS: frozenset[Transition] = frozenset(
         Transition(Q, T, Actor.SWEEP),  # the job expired
         Transition(P, T, Actor.SWEEP),  # the job expired, or its in-progress or step timeout passed
         Transition(P, Q, Actor.SWEEP, retry_of=T),  # timed out with a retry left
+        # The device was deleted: what it had not finished ends with it (status_details {"reason"}).
+        Transition(U, V, Actor.FLEET),
+        Transition(Q, V, Actor.FLEET),
+        Transition(P, V, Actor.FLEET),
     }
 )
 
@@ -96,7 +102,7 @@ JOB_TRANSITIONS: frozenset[JobTransition] = frozenset(
     }
 )
 
-TERMINAL: frozenset[ExecutionStatus] = frozenset({S, F, R, T, X})
+TERMINAL: frozenset[ExecutionStatus] = frozenset({S, F, R, T, X, V})
 ACTIVE: frozenset[ExecutionStatus] = frozenset({U, Q, P})
 # What a device may see of its executions: everything but what was not released to it.
 HIDDEN_FROM_DEVICES: frozenset[ExecutionStatus] = frozenset({U})

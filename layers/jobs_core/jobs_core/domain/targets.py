@@ -21,6 +21,13 @@ TARGET_ALL = """
 SELECT device_id FROM device_state WHERE tenant_id = current_setting('jobs.tenant_id', true)
 """
 
+# The class of the tenant's fleet lock (pg_advisory_xact_lock(FLEET_LOCK, hashtext(tenant))): a
+# fan-out reads the targets under it shared, a change that takes a device out of the fleet holds
+# it exclusively (devices.delete), so neither misses what the other did.
+FLEET_LOCK = 0x10B5_F1EE
+FLEET_READ = "SELECT pg_advisory_xact_lock_shared(%(fleet_lock)s, hashtext(current_setting('jobs.tenant_id', true)))"
+FLEET_CHANGE = "SELECT pg_advisory_xact_lock(%(fleet_lock)s, hashtext(current_setting('jobs.tenant_id', true)))"
+
 
 def query(request: JobCreate) -> str:
     """The device ids the job targets, as one SELECT."""

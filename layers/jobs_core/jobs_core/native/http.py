@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, NamedTuple
 
@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -70,6 +71,21 @@ ERROR_RESPONSES: dict[int, Any] = {
     status: {"description": text, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
     for status, text in ERRORS.items()
 }
+
+
+# A list route's 200: a JSON array, one page; the next page's cursor in X-Next-Cursor.
+PAGED: OpenAPIResponse = {
+    "description": "one page, as a JSON array",
+    "headers": {
+        "X-Next-Cursor": {"description": "the next page's cursor, passed back as `cursor`; absent on the last"}
+    },
+}
+
+
+def page(items: Sequence[Any], next_cursor: str | None) -> Response[Any]:
+    """A page of a list route: the items, and the next page's cursor in the X-Next-Cursor header."""
+    headers = {"X-Next-Cursor": next_cursor} if next_cursor else None
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=list(items), headers=headers)
 
 
 def _error(status: HTTPStatus, message: str, **extra: Any) -> Response[dict[str, Any]]:

@@ -22,15 +22,17 @@ BEGIN
                coalesce(sum(delta) FILTER (WHERE status = 'FAILED'), 0)      AS failed,
                coalesce(sum(delta) FILTER (WHERE status = 'REJECTED'), 0)    AS rejected,
                coalesce(sum(delta) FILTER (WHERE status = 'TIMED_OUT'), 0)   AS timed_out,
-               coalesce(sum(delta) FILTER (WHERE status = 'CANCELED'), 0)    AS canceled
+               coalesce(sum(delta) FILTER (WHERE status = 'CANCELED'), 0)    AS canceled,
+               coalesce(sum(delta) FILTER (WHERE status = 'REMOVED'), 0)     AS removed
         FROM changes
         GROUP BY tenant_id, job_id, slot
     )
     INSERT INTO job_execution_counts AS c
-        (tenant_id, job_id, slot, unreleased, queued, in_progress, succeeded, failed, rejected, timed_out, canceled)
+        (tenant_id, job_id, slot, unreleased, queued, in_progress, succeeded, failed, rejected, timed_out, canceled,
+         removed)
     SELECT * FROM net
-    WHERE (unreleased, queued, in_progress, succeeded, failed, rejected, timed_out, canceled)
-          <> (0, 0, 0, 0, 0, 0, 0, 0)
+    WHERE (unreleased, queued, in_progress, succeeded, failed, rejected, timed_out, canceled, removed)
+          <> (0, 0, 0, 0, 0, 0, 0, 0, 0)
     ORDER BY tenant_id, job_id, slot  -- one lock order for every writer
     ON CONFLICT (tenant_id, job_id, slot) DO UPDATE SET
         unreleased  = c.unreleased  + excluded.unreleased,
@@ -40,7 +42,8 @@ BEGIN
         failed      = c.failed      + excluded.failed,
         rejected    = c.rejected    + excluded.rejected,
         timed_out   = c.timed_out   + excluded.timed_out,
-        canceled    = c.canceled    + excluded.canceled;
+        canceled    = c.canceled    + excluded.canceled,
+        removed     = c.removed     + excluded.removed;
     RETURN NULL;
 END $$;
 

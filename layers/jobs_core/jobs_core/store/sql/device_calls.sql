@@ -16,16 +16,18 @@
 -- are: containers of the previous version call them until they are replaced. A new shape is a new
 -- function (or overload); a versioned migration of a later release drops the retired one.
 
--- Scope the transaction to the device whose token hash this is; NULLs if none.
+-- Scope the transaction to the device whose valid token hash this is; NULLs if none. A token is
+-- valid while it is the device's current one (expires_at NULL) or, replaced by a rotation, until
+-- its overlap ends: one read of device_tokens by its primary key, rotated or not.
 CREATE OR REPLACE FUNCTION device_scope(p_token_hash text, OUT tenant_id text, OUT device_id text)
 LANGUAGE plpgsql AS $$
 BEGIN
-    -- The registry row is readable by its token hash before the tenant is known (see its policy).
+    -- The token's row is readable by its hash before the tenant is known (see its policy).
     PERFORM set_config('jobs.token_hash', p_token_hash, true);
-    SELECT set_config('jobs.tenant_id', s.tenant_id, true), set_config('jobs.device_id', s.device_id, true)
+    SELECT set_config('jobs.tenant_id', t.tenant_id, true), set_config('jobs.device_id', t.device_id, true)
     INTO tenant_id, device_id
-    FROM device_state s
-    WHERE s.token_hash = p_token_hash;
+    FROM device_tokens t
+    WHERE t.token_hash = p_token_hash AND (t.expires_at IS NULL OR t.expires_at > now());
 END $$;
 
 -- QUEUED executions of claimable jobs, oldest first, as a JSON array.
