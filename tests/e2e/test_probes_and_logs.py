@@ -12,7 +12,8 @@ from typing import Any
 
 from psycopg.conninfo import make_conninfo
 
-from jobs_core.domain import devices, executions, jobs_create, jobs_read
+from jobs_core.domain import devices, executions, groups, jobs_create, jobs_read
+from jobs_core.domain.fleet_models import DeviceUpdate
 from jobs_core.domain.models import ExecutionUpdate, JobCreate
 from jobs_core.store.db import Database
 from jobs_local import devjwt
@@ -56,15 +57,36 @@ def test_a_second_tenant_gets_only_404_or_403_on_every_route(
         body={"document_type": "x", "target_device_id": "dev-0001"},
     )
     probe("no tenant claim", "GET", "/customer/jobs/target", claims=operator_claims(None))
+    groups.add_to_group(db, tenant, "victims", ["dev-0001"])
+    devices.update(db, tenant, "dev-0001", DeviceUpdate(attributes={"secret": "s3cr3t-attribute"}))
+    for method, path, body in [
+        ("GET", "/customer/devices/dev-0001", None),
+        ("PATCH", "/customer/devices/dev-0001", {"attributes": {"owned": "yes"}}),
+        ("DELETE", "/customer/devices/dev-0001", None),
+        ("POST", "/customer/devices/dev-0001/token", {"previous_valid_minutes": 1440}),
+        ("DELETE", "/customer/devices/dev-0001/token", None),
+        ("GET", "/customer/groups/victims", None),
+        ("PUT", "/customer/groups/victims/devices/dev-0001", None),
+        ("DELETE", "/customer/groups/victims/devices/dev-0001", None),
+        ("POST", "/customer/groups/victims/devices", {"device_ids": ["dev-0001"]}),
+        ("DELETE", "/customer/groups/victims", None),
+    ]:
+        probe(f"fleet {method} {path}", method, path, claims=them, body=body)
+    probe("list devices of their group", "GET", "/customer/devices", claims=them, query="group_id=victims")
+    probe("list devices", "GET", "/customer/devices", claims=them)
+    probe("list groups", "GET", "/customer/groups", claims=them)
 
     leaks = [p for p in probes if any(word in json.dumps(p[2]) for word in ("s3cr3t", tenant))]
-    refusals = [p for p in probes if p[0] not in ("pending", "list jobs")]
+    refusals = [p for p in probes if p[0] not in ("pending", "list jobs", "list devices", "list groups")]
     assert not leaks, leaks
-    assert all(status in (403, 404) for _, status, _ in refusals), refusals
+    assert [p for p in refusals if p[1] not in (403, 404)] == []
     assert [body for name, _, body in probes if name == "pending"] == [{"jobs": []}, {"jobs": []}]
-    assert [body for name, _, body in probes if name == "list jobs"] == [[]]
+    assert [body for name, _, body in probes if name in ("list jobs", "list groups")] == [[], []]
+    assert [[d["device_id"] for d in body] for name, _, body in probes if name == "list devices"] == [["dev-0000"]]
     detail = jobs_read.detail(db, tenant, "target", 10, None)
     assert detail.status == "IN_PROGRESS" and detail.executions[0].status == "IN_PROGRESS"  # untouched
+    victim_device = devices.describe(db, tenant, "dev-0001")
+    assert victim_device.groups == ["victims"] and victim_device.attributes == {"secret": "s3cr3t-attribute"}
     print(f"\nprobes: {len(probes)} run, {len(leaks)} leaks")
 
 
@@ -80,13 +102,15 @@ def test_a_full_sessions_logs_hold_no_token_jwt_or_secret(env: dict[str, str], t
         jobs_create.create(db, tenant, "alice", JobCreate(job_id="j", document_type="x", target_all=True))
         db.close()
 
-        def call(method: str, path: str, headers: dict[str, str], body: Any = None) -> None:
+        def call(method: str, path: str, headers: dict[str, str], body: Any = None) -> Any:
             data = json.dumps(body).encode() if body else None
             request = urllib.request.Request(base + path, method=method, data=data)  # noqa: S310
             for name, value in {**headers, "Content-Type": "application/json"}.items():
                 request.add_header(name, value)
-            with contextlib.suppress(urllib.error.HTTPError):  # refusals are part of the session
-                urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
+            # refusals are part of the session
+            with contextlib.suppress(urllib.error.HTTPError), urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+                return json.loads(answer.read() or b"null")
+            return None
 
         device, operator = {"X-Provision-Token": token}, {"Authorization": f"Bearer {jwt}"}
         call("GET", "/device/v1/jobs/pending", device)
@@ -97,7 +121,16 @@ def test_a_full_sessions_logs_hold_no_token_jwt_or_secret(env: dict[str, str], t
         call("GET", "/customer/jobs/j?cursor=bad", operator)
         call("DELETE", "/customer/jobs/j", operator, {"reason": "done"})
         call("GET", "/customer/jobs", {"Authorization": f"Bearer {jwt}x"})
+        issued = [
+            call("POST", "/customer/devices", operator, {"device_id": "d2"})["token"],
+            call("POST", "/customer/devices/import", operator, {"devices": [{"device_id": "d3"}]})["devices"][0][
+                "token"
+            ],
+            call("POST", "/customer/devices/d2/token", operator, {"previous_valid_minutes": 5})["token"],
+        ]
+        call("DELETE", "/customer/devices/d2/token", operator)
     text = log.read_text()
     assert "GET /device/v1/jobs/pending" in text  # the log did capture the session
-    for secret in (token, jwt, jwt.split(".")[2], "canary-password-value"):
+    assert "POST /customer/devices/d2/token" in text
+    for secret in (token, *issued, jwt, jwt.split(".")[2], "canary-password-value"):
         assert secret not in text

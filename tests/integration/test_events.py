@@ -85,6 +85,42 @@ def every_function_in_turn(tenant: str, token: str) -> None:
     swept = run("SweepExpiredFunction", event("sweep_expired"))
     assert swept["skipped"] is False
 
+    fleet_in_turn(tenant)
+
+
+def fleet_in_turn(tenant: str) -> None:
+    """The fleet's functions, each with its event file: a device registered and imported, a group
+    built and taken apart, a token rotated and revoked, the device deleted."""
+
+    def body(function: str, name: str, status: int = 200) -> Any:
+        answer = run(function, event(name, tenant=tenant))
+        assert answer["statusCode"] == status, answer
+        return json.loads(answer["body"])
+
+    registered = body("OperatorRegisterDeviceFunction", "operator_register_device", 201)
+    assert registered["device_id"] == "dev-0100" and registered["token"]
+    imported = body("OperatorImportDevicesFunction", "operator_import_devices", 201)
+    assert [d["device_id"] for d in imported["devices"]] == ["dev-0101", "dev-0102"]
+    assert body("OperatorPutGroupFunction", "operator_put_group", 201)["group_id"] == "lab"
+    assert body("OperatorAddGroupMemberFunction", "operator_add_group_member")["changed"] is True
+    assert body("OperatorAddGroupMembersFunction", "operator_add_group_members")["device_count"] == 2
+    assert [d["device_id"] for d in body("OperatorListDevicesFunction", "operator_list_devices")] == [
+        "dev-0100",
+        "dev-0101",
+    ]
+    assert [g["group_id"] for g in body("OperatorListGroupsFunction", "operator_list_groups")] == ["lab"]
+    assert body("OperatorGetGroupFunction", "operator_get_group")["device_count"] == 2
+    assert body("OperatorRemoveGroupMemberFunction", "operator_remove_group_member")["changed"] is True
+    assert body("OperatorUpdateDeviceFunction", "operator_update_device")["attributes"] == {
+        "model": "s-200",
+        "firmware": "2.1.0",
+    }
+    assert body("OperatorGetDeviceFunction", "operator_get_device")["version"] == 2
+    assert body("OperatorRotateTokenFunction", "operator_rotate_token", 201)["token"] != registered["token"]
+    assert body("OperatorRevokeTokenFunction", "operator_revoke_token")["revoked"] == 2
+    assert body("OperatorDeleteGroupFunction", "operator_delete_group") == {"group_id": "lab", "removed_members": 1}
+    assert body("OperatorDeleteDeviceFunction", "operator_delete_device")["device_id"] == "dev-0100"
+
 
 # What RDS Proxy pins a client connection on, when it sees it in what the client sends (AWS's
 # pinning rules for PostgreSQL): a SET or a set_config, transaction-local or not; prepared
@@ -143,7 +179,17 @@ def test_nothing_the_functions_send_would_pin_an_rds_proxy_connection(
     sent = sent_statements(trace.read_text())
 
     texts = " ".join(text for _, text in sent)
-    for function in ("device_pending", "device_update", "device_start_next", "aws_", "open_transaction", "jobs"):
+    for function in (
+        "device_pending",
+        "device_update",
+        "device_start_next",
+        "aws_",
+        "open_transaction",
+        "jobs",
+        "device_tokens",
+        "device_groups",
+        "pg_advisory_xact_lock",
+    ):
         assert function in texts, function  # the trace holds the session
     assert [name for name, _ in sent if name] == []
     assert [text for _, text in sent if PINS.search(text)] == []

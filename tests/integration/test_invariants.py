@@ -1,8 +1,8 @@
 """A seeded random driver runs claim, start-next, poll, read, progress (with step timeouts),
 finish, fail (retried where the job allows), reject, cancel (soft and force, a job or one
-execution), expire and sweeps (now, or minutes ahead: timeouts, releases, starts and ends) from
-many threads at once against real PostgreSQL, on jobs that may be paced, scheduled or carry an
-abort rule, and checks the invariants after every wave."""
+execution), expire, sweeps (now, or minutes ahead: timeouts, releases, starts and ends), device
+deletions and registrations again, from many threads at once against real PostgreSQL, on jobs
+that may be paced, scheduled or carry an abort rule, and checks the invariants after every wave."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from jobs_core.domain import devices as registry
 from jobs_core.domain import executions, jobs_cancel, jobs_create
 from jobs_core.domain.models import DeviceTarget, ExecutionCancel, ExecutionUpdate, JobCreate, StartNext
 from jobs_core.domain.statemachine import ACTIVE
 from jobs_core.domain.sweep import SweepResult, sweep
-from jobs_core.errors import Conflict, InvalidRequest, NotFound
+from jobs_core.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from jobs_core.store.db import Database
 from tests.factories import Admin, Register, expire_job
 
@@ -40,19 +41,21 @@ def recount_matches(admin: Admin, tenant: str) -> bool:
         """
         WITH kept AS (
             SELECT job_id, sum(queued) q, sum(in_progress) p, sum(succeeded) s, sum(failed) f,
-                   sum(rejected) r, sum(timed_out) t, sum(unreleased) u, sum(canceled) x
+                   sum(rejected) r, sum(timed_out) t, sum(unreleased) u, sum(canceled) x, sum(removed) v
             FROM job_execution_counts WHERE tenant_id = %(t)s GROUP BY job_id
         ), recount AS (
             SELECT job_id, count(*) FILTER (WHERE status = 'QUEUED') q,
                    count(*) FILTER (WHERE status = 'IN_PROGRESS') p,
                    count(*) FILTER (WHERE status = 'SUCCEEDED') s, count(*) FILTER (WHERE status = 'FAILED') f,
                    count(*) FILTER (WHERE status = 'REJECTED') r, count(*) FILTER (WHERE status = 'TIMED_OUT') t,
-                   count(*) FILTER (WHERE status = 'UNRELEASED') u, count(*) FILTER (WHERE status = 'CANCELED') x
+                   count(*) FILTER (WHERE status = 'UNRELEASED') u, count(*) FILTER (WHERE status = 'CANCELED') x,
+                   count(*) FILTER (WHERE status = 'REMOVED') v
             FROM job_executions WHERE tenant_id = %(t)s GROUP BY job_id
         )
         SELECT count(*) AS n FROM kept FULL JOIN recount USING (job_id)
-        WHERE (kept.q, kept.p, kept.s, kept.f, kept.r, kept.t, kept.u, kept.x)
-              IS DISTINCT FROM (recount.q, recount.p, recount.s, recount.f, recount.r, recount.t, recount.u, recount.x)
+        WHERE (kept.q, kept.p, kept.s, kept.f, kept.r, kept.t, kept.u, kept.x, kept.v)
+              IS DISTINCT FROM (recount.q, recount.p, recount.s, recount.f, recount.r, recount.t, recount.u, recount.x,
+                                recount.v)
         """,
         {"t": tenant},
     ).fetchone()
@@ -104,6 +107,7 @@ def test_invariants_hold_under_random_concurrent_operations(
     versions_seen: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
     outcomes: Counter[str] = Counter()
     seen: set[tuple[str, str]] = set()  # (job, device) executions a device was shown
+    gone: set[str] = set()  # devices deleted and not registered again yet
     lock = threading.Lock()
 
     def saw(job_id: str, device: str) -> None:
@@ -122,8 +126,9 @@ def test_invariants_hold_under_random_concurrent_operations(
             [
                 "create", "claim", "start-next", "progress", "succeed", "fail", "reject",
                 "cancel", "force-cancel", "cancel-one", "expire", "sweep", "sweep-later", "poll", "read",
+                "delete-device", "register-again",
             ],
-            weights=[4, 24, 8, 20, 12, 8, 6, 2, 1, 2, 1, 3, 3, 4, 3],
+            weights=[4, 24, 8, 20, 12, 8, 6, 2, 1, 2, 1, 3, 3, 4, 3, 2, 2],
         )[0]  # fmt: skip
         try:
             if op in ("claim", "progress", "succeed", "fail", "reject"):
@@ -169,13 +174,22 @@ def test_invariants_hold_under_random_concurrent_operations(
                     saw(pending.job_id, device)
             elif op == "read":
                 saw(executions.describe(worker, tokens[device], job_id).job_id, device)
+            elif op == "delete-device":
+                registry.delete(worker, tenant, device)
+                with lock:
+                    gone.add(device)
+            elif op == "register-again":  # a device deleted earlier comes back, a new device with a new token
+                with lock:
+                    back = min(gone, default=device)
+                    tokens[back] = registry.register(worker, tenant, [back])[back]
+                    gone.discard(back)
             elif op == "sweep":
                 swept(sweep(worker, batch_size=7))
             else:  # minutes ahead: timeouts of what runs now, releases, the scheduled starts and ends
                 at = datetime.now(UTC) + timedelta(minutes=op_rng.choice([2, 4, 6, 40]))
                 swept(sweep(worker, batch_size=7, now=at))
             outcome = "ok"
-        except (InvalidRequest, Conflict, NotFound) as refused:
+        except (InvalidRequest, Conflict, NotFound, Unauthorized) as refused:
             outcome = type(refused).__name__
         with lock:
             outcomes[f"{op}:{outcome}"] += 1
@@ -233,7 +247,7 @@ def test_invariants_hold_under_random_concurrent_operations(
         timed_out_attempts = Counter((k[0], k[1]) for k, r in attempts.items() if r["status"] == "TIMED_OUT")
         for key, row in rows.items():
             by_system = timed_out_attempts[key] + (
-                row["status"] in ("TIMED_OUT", "CANCELED")
+                row["status"] in ("TIMED_OUT", "CANCELED", "REMOVED")
                 or (row["status"] == "REJECTED" and "reason" in (row["status_details"] or {}))
             )
             assert row["execution_number"] == 1 + accepted[key] + by_system, (key, row, accepted[key])
@@ -260,6 +274,14 @@ def test_invariants_hold_under_random_concurrent_operations(
             shown = set(seen)
         assert not [key for key in shown if rows[key]["status"] == "UNRELEASED"]
         assert recount_matches(admin, tenant)
+        # a deleted device leaves no execution that is not terminal
+        orphans = admin.execute(
+            "SELECT count(*) AS n FROM job_executions e WHERE e.tenant_id = %s"
+            " AND e.status IN ('UNRELEASED', 'QUEUED', 'IN_PROGRESS') AND NOT EXISTS"
+            " (SELECT 1 FROM device_state d WHERE d.tenant_id = e.tenant_id AND d.device_id = e.device_id)",
+            [tenant],
+        ).fetchone()
+        assert orphans == {"n": 0}
         checks += 1
 
     for worker in workers:
@@ -269,4 +291,5 @@ def test_invariants_hold_under_random_concurrent_operations(
     print(f"\ninvariants: seed {SEED}, {ran} operations, {checks} checks, outcomes {dict(sorted(outcomes.items()))}")
     assert ran == THREADS * WAVES
     assert outcomes["claim:ok"] and outcomes["succeed:ok"] and outcomes["cancel:ok"]
+    assert outcomes["delete-device:ok"] and outcomes["register-again:ok"]
     assert aborted and shown, "the run aborted no job or showed devices nothing: it tested little"

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobs_core.domain import devices, jobs_create
+from jobs_core.domain import devices, groups, jobs_create
 from jobs_core.domain.models import JobCreate
 from jobs_core.store.db import Database
 from jobs_local import template
@@ -52,6 +52,14 @@ FIELDS = st.sampled_from(
         "target_all",
         "expires_in_hours",
         "reason",
+        # the fleet's
+        "device_id",
+        "attributes",
+        "devices",
+        "device_ids",
+        "description",
+        "previous_valid_minutes",
+        "version",
         # AWS IoT Jobs' members (the /iot-jobs-data and /iot routes)
         "statusDetails",
         "expectedVersion",
@@ -68,6 +76,7 @@ FIELDS = st.sampled_from(
     ]
 )
 # What an AWS path's parameters may hold, percent-encoded as botocore sends them (or worse).
+GROUPS = st.sampled_from(["lab", "nope", "a%3Ab", "%00", "x" * 200, "%20"])
 THINGS = st.sampled_from(["dev-0000", "dev-0001", "a%3Ab", "%00", "x" * 200, "%24next"])
 AWS_JOBS = st.sampled_from(["j", "nope", "$next", "%24next", "%00", "x" * 65])
 PROXIES = st.sampled_from(["thing-groups", "jobs/j/extra/path", "command-executions", "%00", "things"])
@@ -132,7 +141,7 @@ def claims(draw: st.DrawFn, tenant: str) -> dict[str, str] | None:
 
 def path_for(route: template.Route, job_id: str, data: st.DataObject) -> str:
     path = route.path.replace("{job_id}", job_id).replace("{device_id}", "dev-0000")
-    for name, values in (("{thingName}", THINGS), ("{jobId}", AWS_JOBS), ("{proxy+}", PROXIES)):
+    for name, values in (("{group_id}", GROUPS), ("{thingName}", THINGS), ("{jobId}", AWS_JOBS), ("{proxy+}", PROXIES)):
         if name in path:
             path = path.replace(name, data.draw(values, label=name))
     return path
@@ -145,6 +154,7 @@ def world(database_url: str) -> Iterator[dict[str, str]]:
     tenant = f"fuzz-{uuid.uuid4().hex[:8]}"
     token = devices.register(db, tenant, ["dev-0000"])["dev-0000"]
     jobs_create.create(db, tenant, "fuzzer", JobCreate(job_id="j", document_type="x", target_all=True))
+    groups.add_to_group(db, tenant, "lab", ["dev-0000"])
     db.close()
     yield {"tenant": tenant, "token": token}
     print(f"\nno-5xx: {sum(seen.values())} generated requests, by status {dict(sorted(seen.items()))}")
