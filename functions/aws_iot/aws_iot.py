@@ -1,14 +1,15 @@
-"""AWS IoT Jobs' control plane (boto3 `iot`, endpoint_url=BASE + "/iot"), the jobs operations, in
-one function: one API, one error format, the operator's JWT (checked by the API's authorizer)
-for all of them; every other operation of the model is a modelled error. The rules are the
-layer's (aws/jobs.py and aws/job_executions.py over the native operator logic)."""
+"""AWS IoT's control plane (boto3 `iot`, endpoint_url=BASE + "/iot"), the jobs operations and the
+registry's (things, thing groups), in one function: one API, one error format, the operator's JWT
+(checked by the API's authorizer) for all of them; every other operation of the model is a
+modelled error. The rules are the layer's (aws/jobs.py, aws/job_executions.py and aws/things.py
+over the native operator logic)."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from jobs_core.aws import job_executions
+from jobs_core.aws import job_executions, things
 from jobs_core.aws import jobs as aws_jobs
 from jobs_core.aws.http import AWS_SECURITY_OPERATOR, CONTROL_PLANE_ERRORS, aws_resolver, job, thing
 from jobs_core.aws.shapes import (
@@ -23,6 +24,21 @@ from jobs_core.aws.shapes import (
     ListJobExecutionsForJobResponse,
     ListJobExecutionsForThingResponse,
     ListJobsResponse,
+)
+from jobs_core.aws.thing_shapes import (
+    ATTRIBUTE_NAME_PATTERN,
+    ATTRIBUTE_VALUE_PATTERN,
+    CreateThingGroupRequest,
+    CreateThingGroupResponse,
+    CreateThingRequest,
+    CreateThingResponse,
+    DescribeThingGroupResponse,
+    DescribeThingResponse,
+    ListThingGroupsResponse,
+    ListThingsInThingGroupResponse,
+    ListThingsResponse,
+    ThingGroupMembership,
+    UpdateThingRequest,
 )
 from jobs_core.domain.models import DEVICE_ID_PATTERN, JOB_ID_PATTERN
 from jobs_core.native.http import handler_for, operator
@@ -150,6 +166,119 @@ def executions_for_thing(
 @app.get("/iot/jobs/<jobId>/job-document", summary="GetJobDocument", security=SECURITY, tags=TAGS, responses=RESPONSES)
 def get_job_document(jobId: str) -> GetJobDocumentResponse:
     return aws_jobs.get_job_document(database(), operator(app).tenant_id, job(jobId))
+
+
+# The registry: things and thing groups (aws/things.py).
+ExpectedVersion = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
+Flag = Annotated[bool, Query()]
+Name = Annotated[str | None, Query(max_length=128)]
+
+
+def _route(method: str, path: str, summary: str) -> Any:
+    return app.route(path, method, summary=summary, security=SECURITY, tags=TAGS, responses=RESPONSES)
+
+
+@_route("POST", "/iot/things/<thingName>", "CreateThing")
+def create_thing(thingName: str, request: CreateThingRequest | None = None) -> CreateThingResponse:
+    tenant = operator(app).tenant_id
+    return things.create_thing(database(), tenant, thing(thingName), request or CreateThingRequest())
+
+
+@_route("GET", "/iot/things/<thingName>", "DescribeThing")
+def describe_thing(thingName: str) -> DescribeThingResponse:
+    return things.describe_thing(database(), operator(app).tenant_id, thing(thingName))
+
+
+@_route("GET", "/iot/things", "ListThings")
+def list_things(
+    attributeName: Annotated[str | None, Query(max_length=128, pattern=ATTRIBUTE_NAME_PATTERN)] = None,
+    attributeValue: Annotated[str | None, Query(max_length=800, pattern=ATTRIBUTE_VALUE_PATTERN)] = None,
+    thingTypeName: Name = None,
+    usePrefixAttributeValue: Flag = False,
+    maxResults: MaxResults = None,
+    nextToken: Token = None,
+) -> ListThingsResponse:
+    return things.list_things(
+        database(),
+        operator(app).tenant_id,
+        name=attributeName,
+        value=attributeValue,
+        thing_type=thingTypeName,
+        use_prefix=usePrefixAttributeValue,
+        max_results=maxResults,
+        next_token=nextToken,
+    )
+
+
+@_route("PATCH", "/iot/things/<thingName>", "UpdateThing")
+def update_thing(thingName: str, request: UpdateThingRequest | None = None) -> Response[dict[str, str]]:
+    tenant = operator(app).tenant_id
+    things.update_thing(database(), tenant, thing(thingName), request or UpdateThingRequest())
+    return _empty()
+
+
+@_route("DELETE", "/iot/things/<thingName>", "DeleteThing")
+def delete_thing(thingName: str, expectedVersion: ExpectedVersion = None) -> Response[dict[str, str]]:
+    things.delete_thing(database(), operator(app).tenant_id, thing(thingName), expectedVersion)
+    return _empty()
+
+
+@_route("POST", "/iot/thing-groups/<thingGroupName>", "CreateThingGroup")
+def create_thing_group(thingGroupName: str, request: CreateThingGroupRequest | None = None) -> CreateThingGroupResponse:
+    body = request or CreateThingGroupRequest()
+    return things.create_thing_group(database(), operator(app).tenant_id, things.thing_group(thingGroupName), body)
+
+
+@_route("GET", "/iot/thing-groups/<thingGroupName>", "DescribeThingGroup")
+def describe_thing_group(thingGroupName: str) -> DescribeThingGroupResponse:
+    return things.describe_thing_group(database(), operator(app).tenant_id, things.thing_group(thingGroupName))
+
+
+@_route("GET", "/iot/thing-groups", "ListThingGroups")
+def list_thing_groups(
+    namePrefixFilter: Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN)] = None,
+    parentGroup: Name = None,
+    recursive: Flag = False,
+    maxResults: MaxResults = None,
+    nextToken: Token = None,
+) -> ListThingGroupsResponse:
+    tenant = operator(app).tenant_id
+    return things.list_thing_groups(database(), tenant, namePrefixFilter, parentGroup, maxResults, nextToken)
+
+
+@_route("DELETE", "/iot/thing-groups/<thingGroupName>", "DeleteThingGroup")
+def delete_thing_group(thingGroupName: str, expectedVersion: ExpectedVersion = None) -> Response[dict[str, str]]:
+    tenant, group = operator(app).tenant_id, things.thing_group(thingGroupName)
+    things.delete_thing_group(database(), tenant, group, expectedVersion)
+    return _empty()
+
+
+@_route("PUT", "/iot/thing-groups/addThingToThingGroup", "AddThingToThingGroup")
+def add_thing_to_thing_group(request: ThingGroupMembership) -> Response[dict[str, str]]:
+    things.add_thing_to_thing_group(database(), operator(app).tenant_id, request)
+    return _empty()
+
+
+@_route("PUT", "/iot/thing-groups/removeThingFromThingGroup", "RemoveThingFromThingGroup")
+def remove_thing_from_thing_group(request: ThingGroupMembership) -> Response[dict[str, str]]:
+    things.remove_thing_from_thing_group(database(), operator(app).tenant_id, request)
+    return _empty()
+
+
+@_route("GET", "/iot/thing-groups/<thingGroupName>/things", "ListThingsInThingGroup")
+def list_things_in_thing_group(
+    thingGroupName: str, recursive: Flag = False, maxResults: MaxResults = None, nextToken: Token = None
+) -> ListThingsInThingGroupResponse:
+    tenant, group = operator(app).tenant_id, things.thing_group(thingGroupName)
+    return things.list_things_in_thing_group(database(), tenant, group, maxResults, nextToken)
+
+
+@_route("GET", "/iot/things/<thingName>/thing-groups", "ListThingGroupsForThing")
+def list_thing_groups_for_thing(
+    thingName: str, maxResults: MaxResults = None, nextToken: Token = None
+) -> ListThingGroupsResponse:
+    tenant = operator(app).tenant_id
+    return things.list_thing_groups_for_thing(database(), tenant, thing(thingName), maxResults, nextToken)
 
 
 lambda_handler = handler_for(app)

@@ -208,7 +208,7 @@ def test_every_modelled_error_is_its_boto3_exception_class(
     raises(iot, "InvalidStateTransitionException", lambda: iot.cancel_job_execution(jobId="e1", thingName="thing-1"))
     raises(iot, "InvalidStateTransitionException", lambda: iot.delete_job(jobId="e1"))
     # operations of the models this service does not speak: a modelled error, never a 404 page or a 500
-    raises(iot, "InvalidRequestException", lambda: iot.list_thing_groups())
+    raises(iot, "InvalidRequestException", lambda: iot.list_thing_types())
     raises(iot, "InvalidRequestException", lambda: iot.update_job(jobId="e1", description="x"))  # PATCH /jobs/{id}
     raises(
         jobs,

@@ -76,7 +76,9 @@ class TestRegister:
 
     def test_import_is_all_or_nothing(self, tenant: str, register: Register) -> None:
         register(tenant, 1, prefix="old")
-        devices = [{"device_id": f"new-{i:04d}"} for i in range(999)] + [{"device_id": "old-0000"}]
+        devices: list[dict[str, Any]] = [{"device_id": f"new-{i:04d}"} for i in range(999)] + [
+            {"device_id": "old-0000"}
+        ]
         status, body = op(tenant, "POST", "/customer/devices/import", body={"devices": devices})
         assert status == 409 and "old-0000" in body["message"]
         assert op(tenant, "GET", "/customer/devices/new-0000")[0] == 404  # nothing registered

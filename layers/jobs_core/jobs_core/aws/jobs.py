@@ -266,7 +266,7 @@ def describe_job(db: Database, tenant_id: str, job_id: str) -> DescribeJobRespon
             numberOfRejectedThings=counts[ExecutionStatus.REJECTED],
             numberOfQueuedThings=counts[ExecutionStatus.QUEUED],
             numberOfInProgressThings=counts[ExecutionStatus.IN_PROGRESS],
-            numberOfRemovedThings=0,
+            numberOfRemovedThings=counts[ExecutionStatus.REMOVED],
             numberOfTimedOutThings=counts[ExecutionStatus.TIMED_OUT],
         ),
         isConcurrent=detail.progress.unreleased > 0 and detail.status is JobStatus.IN_PROGRESS,

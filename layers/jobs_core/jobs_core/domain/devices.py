@@ -181,9 +181,10 @@ def describe(db: Database, tenant_id: str, device_id: str) -> DeviceDetail:
     return _detail(row)
 
 
-# Attributes merged (a null value removes one), at most MAX_ATTRIBUTES after the merge, and only
-# at the version the caller saw when it names one.
-MERGED = "(d.attributes || %(set)s::jsonb) - %(remove)s::text[]"
+# Attributes merged (a null value removes one), or with `replace` set to exactly those given (AWS's
+# UpdateThing without merge); at most MAX_ATTRIBUTES after it, and only at the version the caller
+# saw when it names one.
+MERGED = "CASE WHEN %(replace)s THEN %(set)s::jsonb ELSE (d.attributes || %(set)s::jsonb) - %(remove)s::text[] END"
 UPDATE = f"""
 UPDATE device_state d SET attributes = {MERGED}, version = d.version + 1
 WHERE d.tenant_id = {TENANT} AND d.device_id = %(device_id)s
@@ -197,14 +198,17 @@ FROM device_state d WHERE d.tenant_id = {TENANT} AND d.device_id = %(device_id)s
 """
 
 
-def update(db: Database, tenant_id: str, device_id: str, request: DeviceUpdate) -> DeviceDetail:
-    """Merge the attributes given into the device's (a null value removes one); 409 when the
-    version given is not the device's."""
+def update(
+    db: Database, tenant_id: str, device_id: str, request: DeviceUpdate, *, replace: bool = False
+) -> DeviceDetail:
+    """Merge the attributes given into the device's (a null value removes one), or with `replace`
+    make them the device's attributes; 409 when the version given is not the device's."""
     changes = request.attributes
     params = {
         "device_id": device_id,
         "set": Jsonb({name: value for name, value in changes.items() if value is not None}),
         "remove": [name for name, value in changes.items() if value is None],
+        "replace": replace,
         "version": request.version,
         "max": MAX_ATTRIBUTES,
     }
@@ -225,39 +229,58 @@ def update(db: Database, tenant_id: str, device_id: str, request: DeviceUpdate) 
 # Deleting a device, in one transaction: each of its executions not yet terminal becomes REMOVED
 # (the count triggers follow, and its jobs complete if that was their last active execution), then
 # its registry row goes, and with it its tokens (it cannot call from this commit on) and its
-# memberships (the groups' counts follow). Executions are locked before job rows, the order every
-# writer takes them in.
+# memberships (the groups' counts follow). Its row is locked first, so that its version cannot move
+# in between; every statement acts only while the device is at the version given (when one is):
+# at another, nothing changes. Executions are locked before job rows, the order every writer takes.
+OF_DEVICE = f"""
+EXISTS (SELECT 1 FROM device_state d WHERE d.tenant_id = {TENANT} AND d.device_id = %(device_id)s
+        AND (%(version)s::bigint IS NULL OR d.version = %(version)s::bigint))
+"""
+LOCK = f"SELECT version FROM device_state WHERE tenant_id = {TENANT} AND device_id = %(device_id)s FOR UPDATE"
 REMOVE = f"""
 UPDATE job_executions e
 SET status = %(removed)s, status_details = %(details)s, execution_number = e.execution_number + 1,
     last_updated_at = now(), timeout_at = NULL, sweep_at = NULL
-WHERE e.tenant_id = {TENANT} AND e.device_id = %(device_id)s AND e.status = ANY(%(sources)s)
+WHERE e.tenant_id = {TENANT} AND e.device_id = %(device_id)s AND e.status = ANY(%(sources)s) AND {OF_DEVICE}
 """
 COMPLETE = f"""
 SELECT complete_finished_jobs(array_agg(e.tenant_id), array_agg(e.job_id))
 FROM job_executions e
-WHERE e.tenant_id = {TENANT} AND e.device_id = %(device_id)s AND e.status = %(removed)s
+WHERE e.tenant_id = {TENANT} AND e.device_id = %(device_id)s AND e.status = %(removed)s AND {OF_DEVICE}
 """
-DELETE = f"DELETE FROM device_state WHERE tenant_id = {TENANT} AND device_id = %(device_id)s RETURNING device_id"
+DELETE = f"""
+DELETE FROM device_state
+WHERE tenant_id = {TENANT} AND device_id = %(device_id)s
+  AND (%(version)s::bigint IS NULL OR version = %(version)s::bigint)
+RETURNING device_id
+"""
 DEFAULT_DELETE_REASON = "device deleted"
 
 
-def delete(db: Database, tenant_id: str, device_id: str, reason: str | None = None) -> DeviceDeleted:
+def delete(
+    db: Database, tenant_id: str, device_id: str, reason: str | None = None, *, version: int | None = None
+) -> DeviceDeleted:
+    """Take the device out of the fleet (at `version`, when given: else 409 and nothing changes)."""
     params = {
         "device_id": device_id,
+        "version": version,
         "removed": str(ExecutionStatus.REMOVED),
         "sources": sources(ExecutionStatus.REMOVED, Actor.FLEET),
         "details": Jsonb({"reason": reason or DEFAULT_DELETE_REASON}),
         "fleet_lock": FLEET_LOCK,
     }
     with db.transaction(tenant_id=tenant_id) as conn:
-        conn.execute(FLEET_CHANGE, params)
+        conn.execute(FLEET_CHANGE, params)  # a fan-out running now cannot give it an execution
+        found = conn.execute(LOCK, params)
         removed = conn.execute(REMOVE, params)
         conn.execute(COMPLETE, params)
         deleted = conn.execute(DELETE, params)
-    if deleted.fetchone() is None:
+    if deleted.fetchone() is not None:
+        return DeviceDeleted(device_id=device_id, removed_executions=removed.rowcount)
+    row = found.fetchone()
+    if row is None:
         raise NotFound(f"device {device_id} not found")
-    return DeviceDeleted(device_id=device_id, removed_executions=removed.rowcount)
+    raise Conflict(f"version {version} is stale: the device is at {row['version']}")
 
 
 def attribute_filter(text: str | None) -> tuple[str, str] | None:

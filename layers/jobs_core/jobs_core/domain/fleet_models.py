@@ -108,6 +108,7 @@ class GroupDetail(Model):
     group_id: str
     description: str | None
     device_count: int
+    version: int = Field(description="+1 at every change of its description")
     created_at: Timestamp
 
 

@@ -12,15 +12,16 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 import psycopg
+from psycopg.rows import DictRow
 
 from jobs_core.domain import paging
 from jobs_core.domain.devices import check_ids
 from jobs_core.domain.fleet_models import GroupDeleted, GroupDetail, GroupMember, GroupMembersAdded
-from jobs_core.errors import InvalidRequest, NotFound
+from jobs_core.errors import Conflict, InvalidRequest, NotFound
 from jobs_core.store.db import Database
 
 TENANT = "current_setting('jobs.tenant_id', true)"
-DETAIL = "group_id, description, device_count, created_at"
+DETAIL = "group_id, description, device_count, version, created_at"
 
 # Create, or set the description of one that exists (xmax is 0 only in a row this statement made).
 PUT = f"""
@@ -36,12 +37,32 @@ ON CONFLICT (tenant_id, group_id) DO NOTHING
 GET = f"SELECT {DETAIL} FROM device_groups WHERE tenant_id = {TENANT} AND group_id = %(group_id)s"
 LIST = f"""
 SELECT {DETAIL} FROM device_groups
-WHERE tenant_id = {TENANT} AND group_id > %(after)s
+WHERE tenant_id = {TENANT} AND group_id > %(after)s AND starts_with(group_id, %(prefix)s)
 ORDER BY group_id
 LIMIT %(limit)s
 """
+# A device's groups, by the membership index (tenant_id, device_id, group_id): in id order.
+LIST_OF_DEVICE = f"""
+SELECT g.group_id, g.description, g.device_count, g.version, g.created_at
+FROM device_group_members m
+JOIN device_groups g ON g.tenant_id = m.tenant_id AND g.group_id = m.group_id
+WHERE m.tenant_id = {TENANT} AND m.device_id = %(device_id)s AND m.group_id > %(after)s
+ORDER BY m.group_id
+LIMIT %(limit)s
+"""
 # A group's memberships go with it (ON DELETE CASCADE); jobs that targeted it keep their executions.
-DELETE = f"DELETE FROM device_groups WHERE tenant_id = {TENANT} AND group_id = %(group_id)s RETURNING device_count"
+DELETE = f"""
+DELETE FROM device_groups
+WHERE tenant_id = {TENANT} AND group_id = %(group_id)s
+  AND (%(version)s::bigint IS NULL OR version = %(version)s::bigint)
+RETURNING device_count
+"""
+# Create unless a group of that id exists, which is left as it is (AWS's CreateThingGroup).
+CREATE = f"""
+INSERT INTO device_groups (tenant_id, group_id, description) VALUES ({TENANT}, %(group_id)s, %(description)s)
+ON CONFLICT (tenant_id, group_id) DO NOTHING
+RETURNING group_id
+"""
 
 # Members: only registered devices of the tenant, in a group that exists; all of them or none.
 ADD = f"""
@@ -91,21 +112,57 @@ class GroupsPage(NamedTuple):
     next_cursor: str | None
 
 
-def list_groups(db: Database, tenant_id: str, limit: int, cursor: str | None = None) -> GroupsPage:
-    with db.transaction(tenant_id=tenant_id) as conn:
-        page = conn.execute(LIST, {"after": paging.decode_cursor(cursor), "limit": limit + 1})
-    rows = page.fetchall()
+def _page(rows: list[DictRow], limit: int) -> GroupsPage:
     groups = [GroupDetail(**row) for row in rows[:limit]]
     return GroupsPage(groups, paging.encode_cursor(groups[-1].group_id) if len(rows) > limit else None)
 
 
-def delete(db: Database, tenant_id: str, group_id: str) -> GroupDeleted:
+def list_groups(db: Database, tenant_id: str, limit: int, cursor: str | None = None, prefix: str = "") -> GroupsPage:
+    """Up to `limit` groups by id, after `cursor`; those whose id starts with `prefix`."""
+    params = {"after": paging.decode_cursor(cursor), "limit": limit + 1, "prefix": prefix}
     with db.transaction(tenant_id=tenant_id) as conn:
-        deleted = conn.execute(DELETE, {"group_id": group_id})
-    row = deleted.fetchone()
-    if row is None:
+        page = conn.execute(LIST, params)
+    return _page(page.fetchall(), limit)
+
+
+def list_for_device(db: Database, tenant_id: str, device_id: str, limit: int, cursor: str | None) -> GroupsPage:
+    """The groups a device is in, by id, after `cursor`; 404 when there is no such device."""
+    params = {"device_id": device_id, "after": paging.decode_cursor(cursor), "limit": limit + 1}
+    with db.transaction(tenant_id=tenant_id) as conn:
+        page = conn.execute(LIST_OF_DEVICE, params)
+        device = conn.execute(DEVICE_EXISTS, params)
+    if device.fetchone() is None:
+        raise NotFound(f"device {device_id} not found")
+    return _page(page.fetchall(), limit)
+
+
+def create(db: Database, tenant_id: str, group_id: str, description: str | None) -> tuple[GroupDetail, bool]:
+    """Create the group unless it exists (then it is not changed); the group as it is now, and
+    whether this call created it."""
+    check_ids(tenant_id, [group_id], "group id")
+    params = {"group_id": group_id, "description": description}
+    with db.transaction(tenant_id=tenant_id) as conn:
+        inserted = conn.execute(CREATE, params)
+        found = conn.execute(GET, params)
+    row = found.fetchone()
+    if row is None:  # deleted between the two statements
         raise NotFound(f"group {group_id} not found")
-    return GroupDeleted(group_id=group_id, removed_members=row["device_count"])
+    return GroupDetail(**row), inserted.fetchone() is not None
+
+
+def delete(db: Database, tenant_id: str, group_id: str, *, version: int | None = None) -> GroupDeleted:
+    """Delete the group (at `version`, when given: else 409 and nothing changes)."""
+    params = {"group_id": group_id, "version": version}
+    with db.transaction(tenant_id=tenant_id) as conn:
+        deleted = conn.execute(DELETE, params)
+        found = conn.execute(GET, params)
+    row = deleted.fetchone()
+    if row is not None:
+        return GroupDeleted(group_id=group_id, removed_members=row["device_count"])
+    left = found.fetchone()
+    if left is None:
+        raise NotFound(f"group {group_id} not found")
+    raise Conflict(f"version {version} is stale: the group is at {left['version']}")
 
 
 def add_members(db: Database, tenant_id: str, group_id: str, device_ids: list[str]) -> GroupMembersAdded:
