@@ -1,6 +1,7 @@
 """GET /console: the operator console, a page that calls the operator API with the operator's JWT.
-No build step: one HTML page, one script and one stylesheet, served as they are, under a
-Content-Security-Policy that allows no inline script or style and no other origin."""
+No build step: one HTML page, its scripts (plain ones, loaded in order: api.js first, app.js last)
+and one stylesheet, served as they are, under a Content-Security-Policy that allows no inline
+script or style and no other origin."""
 
 from pathlib import Path
 from typing import Annotated, Literal
@@ -13,6 +14,10 @@ from jobs_core.native.http import ERROR_RESPONSES, handler_for, resolver
 STATIC = Path(__file__).parent / "static"
 FILES = {
     "index.html": "text/html; charset=utf-8",
+    "api.js": "text/javascript; charset=utf-8",
+    "jobs.js": "text/javascript; charset=utf-8",
+    "devices.js": "text/javascript; charset=utf-8",
+    "groups.js": "text/javascript; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
 }
@@ -47,11 +52,13 @@ def page() -> Response[str]:
 
 @app.get(
     "/console/<asset>",
-    summary="The console's script and stylesheet",
+    summary="The console's scripts and stylesheet",
     responses={200: {"description": "the file", "content": {"text/javascript": {}, "text/css": {}}}, **ERROR_RESPONSES},
     tags=["console"],
 )
-def asset(asset: Annotated[Literal["app.js", "app.css"], PathParam()]) -> Response[str]:
+def asset(
+    asset: Annotated[Literal["api.js", "jobs.js", "devices.js", "groups.js", "app.js", "app.css"], PathParam()],
+) -> Response[str]:
     return _file(asset)
 
 
