@@ -73,43 +73,32 @@ ALTER TABLE device_group_members VALIDATE CONSTRAINT device_group_members_group;
 -- A device's groups (describe, ListThingGroupsForThing), and its memberships' cascade on delete.
 CREATE INDEX device_group_members_by_device ON device_group_members (tenant_id, device_id, group_id);
 
--- The triggers' functions, as sql/fleet.sql has them (re-applied from there by every migrate).
-CREATE OR REPLACE FUNCTION count_new_members() RETURNS trigger
+-- The triggers' function, as sql/fleet.sql has it (re-applied from there by every migrate).
+CREATE OR REPLACE FUNCTION count_members() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    sign constant integer := TG_ARGV[0]::integer;
 BEGIN
     -- locked in one order by every writer; NO KEY UPDATE, as the UPDATE below takes, waits for no
     -- foreign key check (KEY SHARE) of another membership change
     PERFORM 1 FROM device_groups g
-    WHERE (g.tenant_id, g.group_id) IN (SELECT tenant_id, group_id FROM new_rows)
+    WHERE (g.tenant_id, g.group_id) IN (SELECT tenant_id, group_id FROM changed)
     ORDER BY g.tenant_id, g.group_id FOR NO KEY UPDATE OF g;
     UPDATE device_groups g
-    SET device_count = g.device_count + n.added
-    FROM (SELECT tenant_id, group_id, count(*) AS added FROM new_rows GROUP BY tenant_id, group_id) n
-    WHERE g.tenant_id = n.tenant_id AND g.group_id = n.group_id;
-    RETURN NULL;
-END $$;
-
-CREATE OR REPLACE FUNCTION count_removed_members() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM 1 FROM device_groups g
-    WHERE (g.tenant_id, g.group_id) IN (SELECT tenant_id, group_id FROM old_rows)
-    ORDER BY g.tenant_id, g.group_id FOR NO KEY UPDATE OF g;
-    UPDATE device_groups g
-    SET device_count = g.device_count - n.removed
-    FROM (SELECT tenant_id, group_id, count(*) AS removed FROM old_rows GROUP BY tenant_id, group_id) n
+    SET device_count = g.device_count + sign * n.members
+    FROM (SELECT tenant_id, group_id, count(*) AS members FROM changed GROUP BY tenant_id, group_id) n
     WHERE g.tenant_id = n.tenant_id AND g.group_id = n.group_id;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER device_group_members_counted_insert
     AFTER INSERT ON device_group_members
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION count_new_members();
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION count_members('1');
 CREATE TRIGGER device_group_members_counted_delete
     AFTER DELETE ON device_group_members
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION count_removed_members();
+    REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION count_members('-1');
 
 -- REMOVED: terminal, counted like every status.
 ALTER TABLE job_executions

@@ -4,30 +4,21 @@
 --
 -- Re-applied by `migrate` after the versioned migrations (see device_calls.sql for the rules).
 
-CREATE OR REPLACE FUNCTION count_new_members() RETURNS trigger
+-- One function for both triggers: each names the rows it saw `changed`, and passes +1 (added) or
+-- -1 (removed).
+CREATE OR REPLACE FUNCTION count_members() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    sign constant integer := TG_ARGV[0]::integer;
 BEGIN
     -- locked in one order by every writer; NO KEY UPDATE, as the UPDATE below takes, waits for no
     -- foreign key check (KEY SHARE) of another membership change
     PERFORM 1 FROM device_groups g
-    WHERE (g.tenant_id, g.group_id) IN (SELECT tenant_id, group_id FROM new_rows)
+    WHERE (g.tenant_id, g.group_id) IN (SELECT tenant_id, group_id FROM changed)
     ORDER BY g.tenant_id, g.group_id FOR NO KEY UPDATE OF g;
     UPDATE device_groups g
-    SET device_count = g.device_count + n.added
-    FROM (SELECT tenant_id, group_id, count(*) AS added FROM new_rows GROUP BY tenant_id, group_id) n
-    WHERE g.tenant_id = n.tenant_id AND g.group_id = n.group_id;
-    RETURN NULL;
-END $$;
-
-CREATE OR REPLACE FUNCTION count_removed_members() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM 1 FROM device_groups g
-    WHERE (g.tenant_id, g.group_id) IN (SELECT tenant_id, group_id FROM old_rows)
-    ORDER BY g.tenant_id, g.group_id FOR NO KEY UPDATE OF g;
-    UPDATE device_groups g
-    SET device_count = g.device_count - n.removed
-    FROM (SELECT tenant_id, group_id, count(*) AS removed FROM old_rows GROUP BY tenant_id, group_id) n
+    SET device_count = g.device_count + sign * n.members
+    FROM (SELECT tenant_id, group_id, count(*) AS members FROM changed GROUP BY tenant_id, group_id) n
     WHERE g.tenant_id = n.tenant_id AND g.group_id = n.group_id;
     RETURN NULL;
 END $$;
