@@ -14,7 +14,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from jobs_core.domain import jobs_create
-from jobs_core.domain.models import JobCreate
+from jobs_core.domain.job_settings import JobCreate
 from jobs_core.store.db import Database
 from jobs_core.store.migrate import migrate
 

@@ -23,7 +23,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from jobs_core.domain import devices, jobs_create
-from jobs_core.domain.models import JobCreate, JobCreated
+from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.models import JobCreated
 from jobs_core.settings import settings
 from jobs_core.store.db import Database, use_database
 from jobs_core.store.migrate import migrate

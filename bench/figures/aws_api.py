@@ -13,7 +13,7 @@ from bench.instruments import RoundTripCounter, round_trips_per_call
 from jobs_core.aws import data_plane
 from jobs_core.aws.shapes import StartNextPendingJobExecutionRequest, UpdateJobExecutionRequest
 from jobs_core.domain import jobs_create
-from jobs_core.domain.models import JobCreate
+from jobs_core.domain.job_settings import JobCreate
 from jobs_core.store.db import Database
 
 

@@ -9,7 +9,7 @@ import time
 from bench.dataset import BIG, Dataset
 from bench.harness import Figure
 from jobs_core.domain import jobs_create
-from jobs_core.domain.models import JobCreate
+from jobs_core.domain.job_settings import JobCreate
 
 
 def tries(data: Dataset) -> int:

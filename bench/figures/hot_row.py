@@ -10,7 +10,8 @@ from bench.dataset import BIG, Dataset, device_id, token
 from bench.harness import Figure, ms, percentile
 from bench.instruments import all_at_once
 from jobs_core.domain import executions, jobs_create
-from jobs_core.domain.models import ExecutionUpdate, JobCreate
+from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.models import ExecutionUpdate
 from jobs_core.store.db import Database
 
 

@@ -12,7 +12,8 @@ from bench.dataset import SMALL, Dataset, token
 from bench.harness import Figure, interleaved, ms, p50_ratio
 from bench.instruments import RoundTripCounter
 from jobs_core.domain import executions, jobs_create
-from jobs_core.domain.models import ExecutionUpdate, JobCreate
+from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.models import ExecutionUpdate
 
 ONE_WAY_DELAY_S = 0.00025  # a 0.5 ms network round trip, about Lambda to RDS in one zone
 

@@ -11,7 +11,8 @@ import time
 from bench.dataset import BIG, SMALL, SMALL_DEVICES, Dataset, token
 from bench.harness import Figure, ms, p50_ratio
 from jobs_core.domain import executions, jobs_create
-from jobs_core.domain.models import ExecutionUpdate, JobCreate
+from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.models import ExecutionUpdate
 from jobs_core.domain.sweep import sweep
 
 

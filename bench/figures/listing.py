@@ -5,7 +5,7 @@ from __future__ import annotations
 from bench.dataset import BIG, SMALL, Dataset
 from bench.harness import Figure, ms, p50_ratio, timed
 from jobs_core.domain import jobs_create, jobs_read
-from jobs_core.domain.models import JobCreate
+from jobs_core.domain.job_settings import JobCreate
 
 
 def run(data: Dataset) -> list[Figure]:

@@ -15,7 +15,8 @@ from bench.harness import Figure
 from bench.instruments import process_cpu_s
 from jobs_core.domain import executions, jobs_create
 from jobs_core.domain.credentials import lookup_key
-from jobs_core.domain.models import ExecutionUpdate, JobCreate
+from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.models import ExecutionUpdate
 from jobs_core.store.db import Database
 
 LIKE_AN_EXECUTION = """

@@ -20,7 +20,8 @@ from bench.dataset import BIG, Dataset, device_id, new_group, register_fleet, to
 from bench.harness import Figure
 from bench.instruments import process_cpu_s
 from jobs_core.domain import executions, jobs_create
-from jobs_core.domain.models import ExecutionUpdate, JobCreate
+from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.models import ExecutionUpdate
 from jobs_core.store.db import Database
 from jobs_local.pooler import pooled
 

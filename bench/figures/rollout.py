@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from bench.dataset import Dataset, device_id, new_group, register_fleet, token
 from bench.harness import Figure, interleaved, ms, p50_ratio
 from jobs_core.domain import executions, jobs_create
-from jobs_core.domain.models import ExecutionUpdate, JobCreate
+from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.models import ExecutionUpdate
 from jobs_core.domain.sweep import sweep
 
 TENANT = "fleet-rollout"

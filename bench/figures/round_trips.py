@@ -6,7 +6,8 @@ from bench.dataset import SMALL, Dataset, token
 from bench.harness import Call, Figure
 from bench.instruments import RoundTripCounter, round_trips_per_call
 from jobs_core.domain import executions, jobs_create
-from jobs_core.domain.models import ExecutionUpdate, JobCreate, StartNext
+from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.models import ExecutionUpdate, StartNext
 from jobs_core.store.db import Database
 
 

@@ -3,7 +3,8 @@
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from jobs_core.domain import jobs_create
-from jobs_core.domain.models import JobCreate, JobCreated
+from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.models import JobCreated
 from jobs_core.native.http import ERROR_RESPONSES, OPERATOR_SECURITY, handler_for, operator, resolver
 from jobs_core.store.db import database
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from jobs_core.domain import devices, jobs_create
-from jobs_core.domain.models import JobCreate
+from jobs_core.domain.job_settings import JobCreate
 from jobs_core.store.db import Database
 from jobs_local import devjwt
 

@@ -21,7 +21,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from jobs_core.domain import devices, executions, jobs_create
-from jobs_core.domain.models import ExecutionUpdate, JobCreate, Rollout
+from jobs_core.domain.job_settings import JobCreate, Rollout
+from jobs_core.domain.models import ExecutionUpdate
 from jobs_core.store.db import Database
 from jobs_local.devdb import ROOT
 from jobs_local.pooler import free_port

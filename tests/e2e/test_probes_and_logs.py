@@ -14,7 +14,8 @@ from psycopg.conninfo import make_conninfo
 
 from jobs_core.domain import devices, executions, groups, jobs_create, jobs_read
 from jobs_core.domain.fleet_models import DeviceUpdate
-from jobs_core.domain.models import ExecutionUpdate, JobCreate
+from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.models import ExecutionUpdate
 from jobs_core.store.db import Database
 from jobs_local import devjwt
 from tests.conftest import local_server

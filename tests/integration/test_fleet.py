@@ -15,7 +15,8 @@ import pytest
 from bench.instruments import all_at_once
 from jobs_core.domain import credentials, devices, executions, groups, jobs_create
 from jobs_core.domain.fleet_models import DeviceToken, TokenRotate
-from jobs_core.domain.models import ExecutionUpdate, JobCreate
+from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.models import ExecutionUpdate
 from jobs_core.errors import JobsError, NotFound
 from jobs_core.store.db import Database
 from jobs_local.invoke import request

@@ -15,7 +15,8 @@ from typing import Any
 
 from jobs_core.domain import devices as registry
 from jobs_core.domain import executions, jobs_cancel, jobs_create
-from jobs_core.domain.models import DeviceTarget, ExecutionCancel, ExecutionUpdate, JobCreate, StartNext
+from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.models import DeviceTarget, ExecutionCancel, ExecutionUpdate, StartNext
 from jobs_core.domain.statemachine import ACTIVE
 from jobs_core.domain.sweep import SweepResult, sweep
 from jobs_core.errors import Conflict, InvalidRequest, NotFound, Unauthorized

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobs_core.domain import devices, groups, jobs_create
-from jobs_core.domain.models import JobCreate
+from jobs_core.domain.job_settings import JobCreate
 from jobs_core.store.db import Database
 from jobs_local import template
 from jobs_local.devjwt import as_api_gateway_claims

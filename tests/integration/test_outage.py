@@ -19,7 +19,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from jobs_core.domain import devices, jobs_create
-from jobs_core.domain.models import JobCreate
+from jobs_core.domain.job_settings import JobCreate
 from jobs_core.settings import settings
 from jobs_core.store.db import Database
 from jobs_core.store.migrate import migrate

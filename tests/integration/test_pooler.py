@@ -15,8 +15,9 @@ import pytest
 
 from bench.instruments import all_at_once
 from jobs_core.domain import executions, jobs_create, jobs_read
+from jobs_core.domain.job_settings import JobCreate
 from jobs_core.domain.jobs_read import JobsPage
-from jobs_core.domain.models import ExecutionUpdate, JobCreate, PendingJobs, StartNext
+from jobs_core.domain.models import ExecutionUpdate, PendingJobs, StartNext
 from jobs_core.store.db import Database
 from jobs_local.pooler import pooled
 from tests.factories import Admin, Register

@@ -14,7 +14,7 @@ from typing import get_args
 from psycopg import sql
 
 import jobs_core
-from jobs_core.domain.models import EndBehavior
+from jobs_core.domain.job_settings import EndBehavior
 from jobs_core.domain.statemachine import JOB_TRANSITIONS, TRANSITIONS, ExecutionStatus, JobStatus
 from jobs_core.store.migrate import FUNCTIONS, MIGRATIONS
 

@@ -36,7 +36,8 @@ from jobs_core.aws.shapes import (
     arn,
 )
 from jobs_core.domain import jobs_cancel, jobs_create, jobs_read
-from jobs_core.domain.models import JobCreate, JobDetail
+from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.models import JobDetail
 from jobs_core.domain.statemachine import ExecutionStatus, JobStatus
 from jobs_core.errors import Conflict, InvalidRequest, NotFound
 from jobs_core.store.db import Database

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from psycopg.types.json import Jsonb
 
-from jobs_core.domain import paging
+from jobs_core.domain import paging, targets
 from jobs_core.domain.credentials import new_token, token_hash
 from jobs_core.domain.fleet_models import (
     MAX_ATTRIBUTES,
@@ -84,11 +84,14 @@ def register_many(
         "attributes": [Jsonb(d.attributes) for d in given],
         "hashes": [token_hash(t) if t else None for t in tokens.values()],
     }
+    following = targets.registered(ids)
     with db.transaction(tenant_id=tenant_id, pipeline=False) as conn:
+        conn.execute(targets.TARGET_SHARED, following)
         registered = {row["device_id"]: DeviceSummary(**row) for row in conn.execute(REGISTER, params)}
         taken = [device_id for device_id in ids if device_id not in registered]
         if taken:  # the exception rolls the transaction back: nothing is registered
             raise Conflict(f"already registered: {', '.join(sorted(taken)[:5])}")
+        conn.execute(targets.GIVE, following)  # the continuous jobs of every device: in this transaction
     return {device_id: (registered[device_id], tokens[device_id]) for device_id in ids}
 
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import psycopg
 from psycopg.rows import DictRow
 
-from jobs_core.domain import paging
+from jobs_core.domain import paging, targets
 from jobs_core.domain.devices import check_ids
 from jobs_core.domain.fleet_models import GroupDeleted, GroupDetail, GroupMember, GroupMembersAdded
 from jobs_core.errors import Conflict, InvalidRequest, NotFound
@@ -55,6 +55,7 @@ DELETE = f"""
 DELETE FROM device_groups
 WHERE tenant_id = {TENANT} AND group_id = %(group_id)s
   AND (%(version)s::bigint IS NULL OR version = %(version)s::bigint)
+  AND NOT EXISTS ({targets.FOLLOWERS})
 RETURNING device_count
 """
 # Create unless a group of that id exists, which is left as it is (AWS's CreateThingGroup).
@@ -151,9 +152,12 @@ def create(db: Database, tenant_id: str, group_id: str, description: str | None)
 
 
 def delete(db: Database, tenant_id: str, group_id: str, *, version: int | None = None) -> GroupDeleted:
-    """Delete the group (at `version`, when given: else 409 and nothing changes)."""
-    params = {"group_id": group_id, "version": version}
+    """Delete the group (at `version`, when given: else 409 and nothing changes); 409 too while a
+    continuous job follows it (its devices would leave that job unseen)."""
+    params = {"group_id": group_id, "version": version, **targets.joined(group_id, [])}
     with db.transaction(tenant_id=tenant_id) as conn:
+        conn.execute(targets.TARGET_SHARED, params)
+        followers = conn.execute(targets.FOLLOWERS, params)
         deleted = conn.execute(DELETE, params)
         found = conn.execute(GET, params)
     row = deleted.fetchone()
@@ -162,16 +166,22 @@ def delete(db: Database, tenant_id: str, group_id: str, *, version: int | None =
     left = found.fetchone()
     if left is None:
         raise NotFound(f"group {group_id} not found")
+    following = [r["job_id"] for r in followers.fetchall()]
+    if following:
+        raise Conflict(f"continuous jobs follow this group: {', '.join(following)}; cancel them first")
     raise Conflict(f"version {version} is stale: the group is at {left['version']}")
 
 
 def add_members(db: Database, tenant_id: str, group_id: str, device_ids: list[str]) -> GroupMembersAdded:
     """Add devices of the tenant to a group that exists: all of them, or (one is not registered)
     none, and the error names it. Members already in it are not added again."""
-    params = {"group_id": group_id, "device_ids": list(dict.fromkeys(device_ids))}
+    ids = list(dict.fromkeys(device_ids))
+    params = {"group_id": group_id, **targets.joined(group_id, ids)}
     try:
         with db.transaction(tenant_id=tenant_id) as conn:
+            conn.execute(targets.TARGET_SHARED, params)
             added = conn.execute(ADD, params)
+            conn.execute(targets.GIVE, params)  # the continuous jobs that follow the group: in this transaction
             unknown = conn.execute(UNKNOWN, params)
             group = conn.execute(GET, params)
     except psycopg.errors.ForeignKeyViolation:  # a device or the group was deleted meanwhile
@@ -191,9 +201,11 @@ def add_member(db: Database, tenant_id: str, group_id: str, device_id: str) -> G
 
 
 def remove_member(db: Database, tenant_id: str, group_id: str, device_id: str) -> GroupMember:
-    params = {"group_id": group_id, "device_id": device_id}
+    params = {"group_id": group_id, **targets.left(group_id, device_id)}
     with db.transaction(tenant_id=tenant_id) as conn:
+        conn.execute(targets.TARGET_SHARED, params)
         removed = conn.execute(REMOVE, params)
+        conn.execute(targets.LEFT, params)  # what it had not started of the jobs that followed it there
         group = conn.execute(GET, params)
         device = conn.execute(DEVICE_EXISTS, params)
     if removed.rowcount:
@@ -211,10 +223,13 @@ def add_to_group(db: Database, tenant_id: str, group_id: str, device_ids: Iterab
     ids = list(dict.fromkeys(device_ids))
     check_ids(tenant_id, [group_id], "group id")
     check_ids(tenant_id, ids)
-    params = {"group_id": group_id, "device_ids": ids}
+    params = {"group_id": group_id, **targets.joined(group_id, ids)}
     with db.transaction(tenant_id=tenant_id, pipeline=False) as conn:
+        conn.execute(targets.TARGET_SHARED, params)
         unknown = [row["device_id"] for row in conn.execute(UNKNOWN, params)]
         if unknown:
             raise InvalidRequest(f"not registered devices of {tenant_id}: {', '.join(unknown)}")
         conn.execute(ENSURE, params)
-        return conn.execute(ADD, params).rowcount
+        added = conn.execute(ADD, params).rowcount
+        conn.execute(targets.GIVE, params)
+        return added

@@ -14,7 +14,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from psycopg.types.json import Jsonb
 
 from jobs_core.domain import targets
-from jobs_core.domain.models import JobCreate, JobCreated
+from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.models import JobCreated
 from jobs_core.domain.rollouts import Rule
 from jobs_core.domain.statemachine import ExecutionStatus, JobStatus
 from jobs_core.errors import Conflict
@@ -37,13 +38,13 @@ plan AS (
     FROM plan p
 ), job AS (
     INSERT INTO jobs (tenant_id, job_id, document_type, document_params,
-                      target_device_id, target_group_id, target_all, expires_at, created_by,
+                      target_device_id, target_group_id, target_all, target_selection, expires_at, created_by,
                       timeout_minutes, retry, retries_failed, retries_timed_out, retries_shared,
                       status, scheduling, rollout, abort, start_time, end_time, end_behavior, description,
                       rate_per_minute,
                       released, released_until, next_release_at, next_tick_at)
     SELECT current_setting('jobs.tenant_id', true), %(job_id)s, %(document_type)s, %(document_params)s,
-           %(target_device_id)s, %(target_group_id)s, %(target_all)s,
+           %(target_device_id)s, %(target_group_id)s, %(target_all)s, %(target_selection)s,
            f.start_at + make_interval(hours => %(expires_in_hours)s::integer), %(created_by)s,
            %(timeout_minutes)s, %(retry)s, %(retries_failed)s, %(retries_timed_out)s, %(retries_shared)s,
            f.status, %(scheduling)s, %(rollout)s, %(abort)s, %(start_time)s, %(end_time)s, %(end_behavior)s,
@@ -64,8 +65,12 @@ plan AS (
                     THEN now() - interval '1 minute' + make_interval(secs => f.n * 60.0 / %(rate)s) END
                AS released_until
     ) r
-    WHERE f.total > 0
+    -- a snapshot needs a device; a continuous job may wait for its first; none names what is not there
+    WHERE (f.total > 0 OR %(continuous)s) AND NOT EXISTS ({unknown})
     RETURNING tenant_id, job_id, status, expires_at
+), job_targets AS (
+    INSERT INTO job_targets (tenant_id, job_id, kind, target_id, continuous)
+    SELECT job.tenant_id, job.job_id, r.kind, r.id, %(continuous)s FROM job, ({target_rows}) r
 ), executions AS (
     INSERT INTO job_executions (tenant_id, job_id, device_id, sweep_at, status)
     SELECT job.tenant_id, job.job_id, t.device_id, job.expires_at, {status}
@@ -86,7 +91,9 @@ JOB_STATUSES = {"scheduled": f"'{JobStatus.SCHEDULED}'", "running": f"'{JobStatu
 
 def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -> JobCreated:
     retries_failed, retries_timed_out, retries_shared = retry_budget(request)
-    params = request.model_dump(exclude={"job_id", "document_params", "retry", "scheduling", "rollout", "abort"}) | {
+    params = request.model_dump(
+        exclude={"job_id", "document_params", "retry", "scheduling", "rollout", "abort", "targets"}
+    ) | {
         "retry": Jsonb([criterion.model_dump() for criterion in request.retry]) if request.retry else None,
         "retries_failed": retries_failed,
         "retries_timed_out": retries_timed_out,
@@ -95,15 +102,23 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
         "document_params": Jsonb(request.document_params),
         "created_by": user,
         "fleet_lock": targets.FLEET_LOCK,
+        **_target_params(request),
         **_rollout_params(request),
     }
     statement = CREATE.format(
-        targets=targets.query(request), **JOB_STATUSES, **(HELD_BACK if params["held"] else ALL_RELEASED)
+        targets=targets.query(request),
+        unknown=targets.UNKNOWN,
+        target_rows=targets.ROWS,
+        **JOB_STATUSES,
+        **(HELD_BACK if params["held"] else ALL_RELEASED),
     )
     try:
         with db.transaction(tenant_id=tenant_id) as conn:
             conn.execute(targets.FLEET_READ, params)
+            if params["continuous"]:  # a device joining a target now waits for this job, and gets it
+                conn.execute(targets.TARGETS_EXCLUSIVE, params)
             result = conn.execute(statement, params)
+            unknown = conn.execute(targets.UNKNOWN, params)
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"job {params['job_id']} already exists") from None
     row = result.fetchone()
@@ -111,7 +126,19 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
         metrics.add_metric(name="JobsCreated", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="ExecutionsQueued", unit=MetricUnit.Count, value=row["execution_count"])
         return JobCreated(**row)
-    raise targets.none_found(request)
+    raise targets.none_found(request, [r["target"] for r in unknown.fetchall()])
+
+
+def _target_params(request: JobCreate) -> dict[str, Any]:
+    """The job's targets as lists (devices, groups, every device), and how they are selected."""
+    resolved = targets.resolved(request)
+    return {
+        "device_ids": resolved.device_ids,
+        "group_ids": resolved.group_ids,
+        "target_all": resolved.all,
+        "continuous": request.target_selection == "CONTINUOUS",
+        "target_keys": resolved.keys,
+    }
 
 
 def _rollout_params(request: JobCreate) -> dict[str, Any]:

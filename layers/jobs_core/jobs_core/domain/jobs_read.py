@@ -24,6 +24,7 @@ from jobs_core.domain.models import (
     JobDetail,
     JobSummary,
     RolloutProgress,
+    TargetsShown,
 )
 from jobs_core.domain.paging import MAX_PAGE_BYTES, decode_cursor, encode_cursor
 from jobs_core.domain.statemachine import ExecutionStatus, JobStatus
@@ -35,7 +36,7 @@ MAX_EXECUTIONS_PAGE = 1000
 # Counts come from the job's count rows (at most 16), never from its executions.
 SUMMARY_COLUMNS = """
     j.job_id, j.document_type, j.document_params, j.status, j.target_device_id, j.target_group_id,
-    j.target_all, j.expires_at, j.created_by, j.created_at, j.timeout_minutes, j.retry,
+    j.target_all, j.target_selection, j.expires_at, j.created_by, j.created_at, j.timeout_minutes, j.retry,
     j.scheduling, j.rollout, j.abort, j.description, j.updated_at,
     n.unreleased + n.queued + n.in_progress + n.succeeded + n.failed + n.rejected + n.timed_out + n.canceled
         + n.removed AS total_executions,
@@ -72,7 +73,10 @@ JOIN jobs j ON j.tenant_id = page.tenant_id AND j.job_id = page.job_id
 ORDER BY j.created_at DESC, j.job_id DESC
 """
 STATUS_FILTER = "AND j.status = %(status)s"
-GROUP_FILTER = "AND j.target_group_id = %(group)s"
+GROUP_FILTER = """
+AND EXISTS (SELECT 1 FROM job_targets t WHERE t.tenant_id = j.tenant_id AND t.job_id = j.job_id
+            AND t.kind = 'group' AND t.target_id = %(group)s)
+"""
 AFTER_FILTER = "AND (j.created_at, j.job_id) < (%(after_created_at)s, %(after_job_id)s)"
 
 
@@ -86,7 +90,11 @@ def _list_query(by_status: bool, after: bool, by_group: bool = False) -> sql.Com
 
 
 DETAIL = f"""
-SELECT {SUMMARY_COLUMNS}, j.tenant_id
+SELECT {SUMMARY_COLUMNS}, j.tenant_id,
+       ARRAY(SELECT t.target_id FROM job_targets t WHERE t.tenant_id = j.tenant_id AND t.job_id = j.job_id
+             AND t.kind = 'device' ORDER BY t.target_id) AS target_devices,
+       ARRAY(SELECT t.target_id FROM job_targets t WHERE t.tenant_id = j.tenant_id AND t.job_id = j.job_id
+             AND t.kind = 'group' ORDER BY t.target_id) AS target_groups
 FROM jobs j
 {COUNTS}
 WHERE j.tenant_id = current_setting('jobs.tenant_id', true) AND j.job_id = %(job_id)s
@@ -217,7 +225,10 @@ def detail(
         executions.append(ExecutionSummary(**e))
     more = len(executions) < len(rows)
     next_cursor = encode_cursor(executions[-1].device_id) if more and executions else None
-    return JobDetail(**_summary(row), executions=executions, next_cursor=next_cursor)
+    shown = TargetsShown(
+        device_ids=row.pop("target_devices"), group_ids=row.pop("target_groups"), all=row["target_all"]
+    )
+    return JobDetail(**_summary(row), targets=shown, executions=executions, next_cursor=next_cursor)
 
 
 def execution(db: Database, tenant_id: str, job_id: str, device_id: str) -> ExecutionDetail:

@@ -37,6 +37,7 @@ class Actor(StrEnum):
     SWEEP = "sweep"  # the schedule: expiry and timeouts, rollout release, start and end of scheduled jobs
     SYSTEM = "system"  # what follows from the executions: a job completes, or aborts, on their counts
     FLEET = "fleet"  # the registry: a device deleted
+    TARGETS = "targets"  # a continuous job's targets: a device left them (left its target groups)
 
 
 class Transition(NamedTuple):
@@ -87,6 +88,10 @@ TRANSITIONS: frozenset[Transition] = frozenset(
         Transition(U, V, Actor.FLEET),
         Transition(Q, V, Actor.FLEET),
         Transition(P, V, Actor.FLEET),
+        # A device left every target of a continuous job before its execution started (one that
+        # runs goes on: the device may finish what it started).
+        Transition(U, V, Actor.TARGETS),
+        Transition(Q, V, Actor.TARGETS),
     }
 )
 

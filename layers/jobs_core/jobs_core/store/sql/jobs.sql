@@ -24,7 +24,8 @@ $$;
 -- its count rows (at most 16 a job, kept by triggers), never from its executions. The job rows
 -- are locked first, in one order: whoever locks a job last has seen every other writer's counts
 -- committed (each statement of a PL/pgSQL function takes a fresh snapshot). A CANCELED job is
--- never completed. Returns how many were completed.
+-- never completed, nor a continuous one while it follows its targets (until its end_time stops it,
+-- or it expires: then it completes as a snapshot job does). Returns how many were completed.
 CREATE OR REPLACE FUNCTION complete_finished_jobs(p_tenant_ids text[], p_job_ids text[]) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -41,6 +42,7 @@ BEGIN
     SET status = 'COMPLETED', updated_at = now()
     WHERE (j.tenant_id, j.job_id) IN (SELECT * FROM unnest(p_tenant_ids, p_job_ids))
       AND j.status = 'IN_PROGRESS'
+      AND (j.target_selection = 'SNAPSHOT' OR j.stop_action IS NOT NULL OR j.expires_at <= now())
       AND NOT EXISTS (
           SELECT 1 FROM job_execution_counts c
           WHERE c.tenant_id = j.tenant_id AND c.job_id = j.job_id
