@@ -19,6 +19,7 @@ from bench.figures import (
     cold_start,
     deep_pages,
     fan_out,
+    fleet,
     hot_row,
     idle_sweep,
     job_size,
@@ -37,7 +38,8 @@ from bench.harness import Figure, machine, table
 from jobs_local import devdb
 
 # In this order: the fan-out leaves the jobs the sweep times out; the hot row finishes on a
-# vacuumed table (listing vacuums after its millions of new rows).
+# vacuumed table (listing vacuums after its millions of new rows); the fleet's tenants come last, so
+# that no earlier figure sees their devices.
 FIGURES = [
     round_trips,
     latency,
@@ -56,6 +58,7 @@ FIGURES = [
     aws_api,
     pg_cpu,
     pooled_load,
+    fleet,
 ]
 
 

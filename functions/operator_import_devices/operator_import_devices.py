@@ -24,7 +24,7 @@ app = resolver()
 def import_devices(request: DeviceImport) -> Response[DevicesImported]:
     registered = devices.register_many(database(), operator(app).tenant_id, request.devices)
     body = DevicesImported(
-        devices=[DeviceToken(device_id=device_id, token=token or "") for device_id, (_, token) in registered.items()]
+        devices=[DeviceToken(device_id=device_id, token=token or "") for device_id, token in registered.tokens.items()]
     )
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=body)
 

@@ -22,9 +22,13 @@ app = resolver()
     tags=["fleet"],
 )
 def register_device(request: DeviceCreate) -> Response[DeviceRegistered]:
-    registered, token = devices.register_many(database(), operator(app).tenant_id, [request])[request.device_id]
-    assert token is not None
-    body = DeviceRegistered(**registered.model_dump(include={"device_id", "attributes", "created_at"}), token=token)
+    registered = devices.register_many(database(), operator(app).tenant_id, [request])
+    body = DeviceRegistered(
+        device_id=request.device_id,
+        token=registered.tokens[request.device_id] or "",
+        attributes=request.attributes,
+        created_at=registered.created_at,
+    )
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=body)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from psycopg.types.json import Jsonb
@@ -50,49 +51,62 @@ def check_ids(tenant_id: str, ids: list[str], what: str = "device id") -> None:
 
 
 # One statement, whatever the batch: the devices that are not registered yet, and a token for
-# each of them that gets one (a thing created through the AWS door gets none).
+# each of them that gets one (a thing created through the AWS door gets none). The devices come as
+# one JSON array (cheaper to send than arrays of values), the answer is one row: what it
+# registered, and when.
 REGISTER = f"""
 WITH given AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(attributes)s::jsonb[], %(hashes)s::text[])
-        AS g(device_id, attributes, token_hash)
+    SELECT * FROM jsonb_to_recordset(%(devices)s::jsonb) AS g(device_id text, token_hash text, attributes jsonb)
 ), registered AS (
     INSERT INTO device_state (tenant_id, device_id, attributes)
     SELECT {TENANT}, device_id, attributes FROM given
     ON CONFLICT DO NOTHING
-    RETURNING device_id, attributes, version, created_at
+    RETURNING device_id
 ), tokens AS (
     INSERT INTO device_tokens (token_hash, tenant_id, device_id)
     SELECT g.token_hash, {TENANT}, g.device_id FROM given g JOIN registered r USING (device_id)
     WHERE g.token_hash IS NOT NULL
 )
-SELECT device_id, attributes, version, created_at FROM registered
+SELECT ARRAY(SELECT device_id FROM registered) AS registered, now() AS created_at
 """
+
+
+class Registered(NamedTuple):
+    tokens: dict[str, str | None]  # each device's new token, by id, in the order given
+    created_at: datetime
 
 
 def register_many(
     db: Database, tenant_id: str, devices: Iterable[DeviceCreate], *, with_tokens: bool = True
-) -> dict[str, tuple[DeviceSummary, str | None]]:
+) -> Registered:
     """Register devices in one transaction: all of them, or (an id listed twice or registered
-    already) none, and the error names it. Returns each one with its new token (shown once, stored
-    only as a hash), by id, in the order given."""
+    already) none, and the error names it. Each gets a new token (shown once, stored only as a
+    hash), unless `with_tokens` is off."""
     given = list(devices)
     ids = [d.device_id for d in given]
-    check_ids(tenant_id, ids)
+    twice = [device_id for device_id, n in Counter(ids).items() if n > 1]  # the ids are checked by the model
+    if twice:
+        raise InvalidRequest(f"listed more than once: {', '.join(twice[:5])}")
     tokens = {device_id: new_token() if with_tokens else None for device_id in ids}
-    params = {
-        "ids": ids,
-        "attributes": [Jsonb(d.attributes) for d in given],
-        "hashes": [token_hash(t) if t else None for t in tokens.values()],
-    }
+    rows = [
+        {
+            "device_id": d.device_id,
+            "token_hash": token_hash(t) if (t := tokens[d.device_id]) else None,
+            "attributes": d.attributes,
+        }
+        for d in given
+    ]
+    params = {"devices": Jsonb(rows)}
     following = targets.registered(ids)
     with db.transaction(tenant_id=tenant_id, pipeline=False) as conn:
         conn.execute(targets.TARGET_SHARED, following)
-        registered = {row["device_id"]: DeviceSummary(**row) for row in conn.execute(REGISTER, params)}
-        taken = [device_id for device_id in ids if device_id not in registered]
+        row = conn.execute(REGISTER, params).fetchone()
+        assert row is not None
+        taken = set(ids).difference(row["registered"])
         if taken:  # the exception rolls the transaction back: nothing is registered
             raise Conflict(f"already registered: {', '.join(sorted(taken)[:5])}")
         conn.execute(targets.GIVE, following)  # the continuous jobs of every device: in this transaction
-    return {device_id: (registered[device_id], tokens[device_id]) for device_id in ids}
+    return Registered(tokens, row["created_at"])
 
 
 def register(db: Database, tenant_id: str, device_ids: Iterable[str]) -> dict[str, str]:
@@ -101,7 +115,7 @@ def register(db: Database, tenant_id: str, device_ids: Iterable[str]) -> dict[st
     ids = list(device_ids)
     check_ids(tenant_id, ids)
     registered = register_many(db, tenant_id, [DeviceCreate.model_construct(device_id=i, attributes={}) for i in ids])
-    return {device_id: token for device_id, (_, token) in registered.items() if token}
+    return {device_id: token for device_id, token in registered.tokens.items() if token}
 
 
 class DevicesPage(NamedTuple):

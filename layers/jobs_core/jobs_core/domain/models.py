@@ -80,6 +80,11 @@ class RequestBody(Model):
 
     model_config = ConfigDict(defer_build=True, strict=True, extra="forbid")
 
+    def __repr__(self) -> str:
+        """Its name only: Powertools formats every route's arguments into a debug message, at every
+        call (1,000 devices of an import: 7 ms), and a client's input has no place in a log line."""
+        return f"{type(self).__name__}(...)"
+
 
 class Document(Model):
     type: str
