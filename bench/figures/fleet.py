@@ -26,7 +26,7 @@ from bench.harness import Figure, interleaved, ms, p50_ratio, percentile, timed
 from bench.instruments import RoundTripCounter, process_cpu_s, round_trips_per_call
 from jobs_core.domain import credentials, jobs_create, paging
 from jobs_core.domain.fleet_models import TokenRotate
-from jobs_core.domain.models import JobCreate
+from jobs_core.domain.job_settings import JobCreate
 from jobs_core.store.db import database
 from jobs_local import devjwt, template
 from jobs_local.invoke import Request, request

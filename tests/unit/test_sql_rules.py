@@ -14,14 +14,14 @@ from typing import get_args
 from psycopg import sql
 
 import jobs_core
-from jobs_core.domain.job_settings import EndBehavior
+from jobs_core.domain.job_settings import EndBehavior, TargetSelection
 from jobs_core.domain.statemachine import JOB_TRANSITIONS, TRANSITIONS, ExecutionStatus, JobStatus
 from jobs_core.store.migrate import FUNCTIONS, MIGRATIONS
 
 STATUSES = {str(s) for s in ExecutionStatus} | {str(s) for s in JobStatus}
 # Upper-case literals that are not statuses: the ways a rollout ends (stop_action, end_behavior),
-# and the time zone the device functions set.
-NAMES = STATUSES | set(get_args(EndBehavior)) | {"UTC"}
+# how a job's targets are selected, and the time zone the device functions set.
+NAMES = STATUSES | set(get_args(EndBehavior)) | set(get_args(TargetSelection)) | {"UTC"}
 CONNECTED = {
     "job_executions": {(str(t.source), str(t.target)) for t in TRANSITIONS},
     "jobs": {(str(t.source), str(t.target)) for t in JOB_TRANSITIONS},

@@ -152,7 +152,7 @@ WHERE j.tenant_id = g.tenant_id AND j.job_id = g.job_id AND j.status = '{JobStat
 LEFT = f"""
 WITH followed AS ({FOLLOWED})
 UPDATE job_executions e
-SET status = '{ExecutionStatus.REMOVED}', status_details = %(details)s, execution_number = e.execution_number + 1,
+SET status = %(removed)s, status_details = %(details)s, execution_number = e.execution_number + 1,
     last_updated_at = now(), timeout_at = NULL, sweep_at = NULL
 FROM followed f
 WHERE e.tenant_id = f.tenant_id AND e.job_id = f.job_id AND e.device_id = %(device_id)s
@@ -206,5 +206,6 @@ def left(group_id: str, device_id: str) -> dict[str, object]:
         **joined(group_id, [device_id]),
         "device_id": device_id,
         "leaving": LEAVING,
+        "removed": str(ExecutionStatus.REMOVED),
         "details": Jsonb(LEFT_REASON),
     }
