@@ -313,9 +313,11 @@ def tick_batch(conn: Connection, now: datetime | None, jobs: int, budget: int, r
     ):
         if ending:
             result.ended += conn.execute(statement, {**_keys(ending), "now": now, "reason": END_REASON}).rowcount
-    if ended:
-        keys = _keys([p for p in plans if (p.tenant_id, p.job_id) in ended])
-        found = conn.execute(COMPLETE, keys).fetchone()
+    # what ended rows, and what started now: a job whose executions all ended while it was
+    # SCHEDULED (canceled one by one, its devices deleted, expired) completes as it starts
+    done = [p for p in plans if (p.tenant_id, p.job_id) in ended or p.start]
+    if done:
+        found = conn.execute(COMPLETE, _keys(done)).fetchone()
         result.completed += found["completed"] if found else 0
     conn.execute(STATE, _state(plans, released, ended, at, left))
     result.released += sum(released.values())
