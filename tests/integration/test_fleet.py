@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -17,6 +17,7 @@ from jobs_core.domain import credentials, devices, executions, groups, jobs_crea
 from jobs_core.domain.fleet_models import DeviceToken, TokenRotate
 from jobs_core.domain.job_settings import JobCreate
 from jobs_core.domain.models import ExecutionUpdate
+from jobs_core.domain.sweep import sweep
 from jobs_core.errors import JobsError, NotFound
 from jobs_core.store.db import Database
 from jobs_local.invoke import request
@@ -280,6 +281,19 @@ class TestDelete:
         # the id may be registered again, as a new device with none of the old one's work
         token = op(tenant, "POST", "/customer/devices", body={"device_id": "dev-0000"})[1]["token"]
         assert pending(token) == (200, {"jobs": []})
+
+    def test_a_scheduled_job_whose_devices_all_left_completes_when_it_starts(
+        self, db: Database, tenant: str, register: Register, create_job: CreateJob
+    ) -> None:
+        register(tenant, 2)
+        start = datetime.now(UTC) + timedelta(minutes=2)
+        create_job(tenant, job_id="later", scheduling={"start_time": start.isoformat()})
+        for device in ("dev-0000", "dev-0001"):
+            assert op(tenant, "DELETE", f"/customer/devices/{device}")[0] == 200
+        assert op(tenant, "GET", "/customer/jobs/later")[1]["status"] == "SCHEDULED"
+        sweep(db, now=start + timedelta(minutes=1))
+        job = op(tenant, "GET", "/customer/jobs/later")[1]
+        assert job["status"] == "COMPLETED" and job["counts"]["REMOVED"] == 2
 
     def test_racing_its_device_updates_counts_stay_exact(
         self, database_url: str, tenant: str, register: Register, create_job: CreateJob, admin: Admin

@@ -313,9 +313,11 @@ def tick_batch(conn: Connection, now: datetime | None, jobs: int, budget: int, r
     ):
         if ending:
             result.ended += conn.execute(statement, {**_keys(ending), "now": now, "reason": END_REASON}).rowcount
-    # what ended rows, and what stopped now (a continuous job stops following its targets at its
-    # end_time, and completes then if all it had is over)
-    done = [p for p in plans if (p.tenant_id, p.job_id) in ended or p.end == "STOP_ROLLOUT"]
+    # what ended rows, what started now (a job whose executions all ended while it was SCHEDULED:
+    # canceled one by one, its devices deleted, expired, completes as it starts), and what stopped
+    # now (a continuous job stops following its targets at its end_time, and completes then if all
+    # it had is over)
+    done = [p for p in plans if (p.tenant_id, p.job_id) in ended or p.start or p.end == "STOP_ROLLOUT"]
     if done:
         found = conn.execute(COMPLETE, _keys(done)).fetchone()
         result.completed += found["completed"] if found else 0
