@@ -74,14 +74,19 @@ class TestCreate:
             )
             assert (status, body) == (404, {"message": f"device {device} not found"})
 
-    def test_empty_group_or_fleet_is_400_and_creates_nothing(
+    def test_empty_group_or_fleet_is_400_an_unknown_group_404_and_neither_creates_anything(
         self, tenant: str, admin: Admin, register: Register
     ) -> None:
         status, body = as_operator(tenant, "POST", "/customer/jobs", body={"document_type": "x", "target_all": True})
         assert (status, body) == (400, {"message": "the tenant has no devices"})
         register(tenant, 1)
-        status, _ = as_operator(tenant, "POST", "/customer/jobs", body={"document_type": "x", "target_group_id": "g"})
-        assert status == 400
+        by_group = {"document_type": "x", "target_group_id": "g"}
+        assert as_operator(tenant, "POST", "/customer/jobs", body=by_group) == (404, {"message": "group g not found"})
+        assert as_operator(tenant, "PUT", "/customer/groups/g")[0] == 201
+        assert as_operator(tenant, "POST", "/customer/jobs", body=by_group) == (
+            400,
+            {"message": "group g has no members"},
+        )
         assert admin.execute("SELECT count(*) AS n FROM jobs WHERE tenant_id = %s", [tenant]).fetchone() == {"n": 0}
 
     @pytest.mark.parametrize(
