@@ -14,6 +14,7 @@ from jobs_core.aws import jobs as aws_jobs
 from jobs_core.aws.http import AWS_SECURITY_OPERATOR, CONTROL_PLANE_ERRORS, aws_resolver, job, thing
 from jobs_core.aws.shapes import (
     CONTROL_PLANE_STATUS,
+    AssociateTargetsWithJobRequest,
     CancelJobExecutionRequest,
     CancelJobRequest,
     CreateJobRequest,
@@ -79,6 +80,13 @@ def list_jobs(
     nextToken: Token = None,
 ) -> ListJobsResponse:
     return aws_jobs.list_jobs(database(), operator(app).tenant_id, status, thingGroupName, maxResults, nextToken)
+
+
+@app.post(
+    "/iot/jobs/<jobId>/targets", summary="AssociateTargetsWithJob", security=SECURITY, tags=TAGS, responses=RESPONSES
+)
+def associate_targets(jobId: str, request: AssociateTargetsWithJobRequest) -> JobReference:
+    return aws_jobs.associate_targets(database(), operator(app).tenant_id, job(jobId), request)
 
 
 @app.put("/iot/jobs/<jobId>/cancel", summary="CancelJob", security=SECURITY, tags=TAGS, responses=RESPONSES)

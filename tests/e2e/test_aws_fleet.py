@@ -328,3 +328,58 @@ def test_bad_names_and_what_this_service_does_not_model_are_invalid_requests(
     ):
         raises(client, "InvalidRequestException", call)
     assert [t["thingName"] for t in client.list_things()["things"]] == ["ok:thing_1"]  # nothing else was made
+
+
+def test_a_continuous_job_follows_its_thing_groups_through_the_aws_door(
+    base_url: str, tenant: str, statuses: list[int]
+) -> None:
+    client = iot(base_url, tenant, statuses)
+    for name in ("c-1", "c-2", "c-3", "c-4"):
+        client.create_thing(thingName=name)
+    for name in ("east", "west", "north"):
+        client.create_thing_group(thingGroupName=name)
+    client.add_thing_to_thing_group(thingGroupName="east", thingName="c-1")
+    targets = [f"{GROUP_ARN}/east", f"{THING_ARN}/c-4"]
+    client.create_job(jobId="follow", targets=targets, document=document("config"), targetSelection="CONTINUOUS")
+    described = client.describe_job(jobId="follow")["job"]
+    assert described["targetSelection"] == "CONTINUOUS" and sorted(described["targets"]) == sorted(targets)
+    assert described["jobProcessDetails"]["numberOfQueuedThings"] == 2  # c-1 and c-4
+
+    client.add_thing_to_thing_group(thingGroupName="east", thingName="c-2")  # joins: queued at once
+    client.associate_targets_with_job(jobId="follow", targets=[f"{GROUP_ARN}/west"], comment="more")
+    client.add_thing_to_thing_group(thingGroupName="west", thingName="c-3")
+    client.remove_thing_from_thing_group(thingGroupName="east", thingName="c-1")  # leaves before it started
+    process = client.describe_job(jobId="follow")["job"]["jobProcessDetails"]
+    assert (process["numberOfQueuedThings"], process["numberOfRemovedThings"]) == (3, 1)
+    executions = client.list_job_executions_for_job(jobId="follow")["executionSummaries"]
+    assert {e["thingArn"].rsplit("/", 1)[1]: e["jobExecutionSummary"]["status"] for e in executions} == {
+        "c-1": "REMOVED",
+        "c-2": "QUEUED",
+        "c-3": "QUEUED",
+        "c-4": "QUEUED",
+    }
+    assert [j["targetSelection"] for j in client.list_jobs()["jobs"] if j["jobId"] == "follow"] == ["CONTINUOUS"]
+    raises(
+        client,
+        "ResourceNotFoundException",
+        lambda: client.associate_targets_with_job(jobId="follow", targets=[f"{GROUP_ARN}/nope"]),
+    )
+    raises(
+        client,
+        "InvalidRequestException",
+        lambda: client.associate_targets_with_job(jobId="follow", targets=[f"{THING_ARN}/c-2"]),
+    )
+    raises(client, "InvalidRequestException", lambda: client.delete_thing_group(thingGroupName="west"))
+
+    client.create_job(
+        jobId="snap", targets=[f"{GROUP_ARN}/north"] + [f"{THING_ARN}/c-{i}" for i in (1, 2)], document=document("x")
+    )
+    raises(
+        client,
+        "InvalidRequestException",
+        lambda: client.associate_targets_with_job(jobId="snap", targets=[f"{GROUP_ARN}/north"]),
+    )
+    many = [f"{GROUP_ARN}/g{i}" for i in range(101)]
+    raises(
+        client, "InvalidRequestException", lambda: client.create_job(jobId="big", targets=many, document=document("x"))
+    )

@@ -107,7 +107,10 @@ class TestSeveralTargets:
         group(tenant, "b", "dev-0001")
         create(tenant, job_id="both", targets={"group_ids": ["a", "b"]})
         create(tenant, job_id="only-a", target_group_id="a")
-        ids = lambda g: [j["jobId"] for j in op(tenant, "GET", "/iot/jobs", query=f"thingGroupName={g}")[1]["jobs"]]  # noqa: E731
+
+        def ids(group_id: str) -> list[str]:
+            return [j["jobId"] for j in op(tenant, "GET", "/iot/jobs", query=f"thingGroupName={group_id}")[1]["jobs"]]
+
         assert sorted(ids("a")) == ["both", "only-a"] and ids("b") == ["both"]
 
 

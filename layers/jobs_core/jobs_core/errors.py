@@ -26,8 +26,16 @@ class Conflict(JobsError):
     """Stale execution_number, or a job_id already taken (409)."""
 
 
+class InUse(Conflict):
+    """Something that cannot go while something else depends on it (409)."""
+
+
 class InvalidRequest(JobsError):
     """A request the state machine or the rules refuse (400)."""
+
+
+class LimitExceeded(InvalidRequest):
+    """More of something than a job or a tenant may have (400; AWS's LimitExceededException)."""
 
 
 class Refused(InvalidRequest):

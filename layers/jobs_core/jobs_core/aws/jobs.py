@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from jobs_core.aws.data_plane import document_text
 from jobs_core.aws.shapes import (
     TARGET_ARN,
+    AssociateTargetsWithJobRequest,
     AwsError,
     AwsJobSummary,
     CancelJobRequest,
@@ -65,8 +66,6 @@ def _unsupported(request: CreateJobRequest) -> str | None:
                      "destinationPackageVersions", "namespaceId")
         if getattr(request, name) is not None
     ]  # fmt: skip
-    if request.targetSelection == "CONTINUOUS":
-        given.append("targetSelection CONTINUOUS (targets are a snapshot)")
     if request.schedulingConfig is not None and request.schedulingConfig.maintenanceWindows:
         given.append("schedulingConfig.maintenanceWindows")
     return ", ".join(given) or None
@@ -86,11 +85,7 @@ def _time(text: str | None) -> str | None:
 def _create_fields(job_id: str, request: CreateJobRequest) -> dict[str, Any]:
     if (unsupported := _unsupported(request)) is not None:
         raise AwsError("InvalidRequestException", f"not supported by this service: {unsupported}")
-    if len(request.targets) != 1:
-        raise AwsError("InvalidRequestException", "exactly one target: a thing or a thing group ARN")
-    found = TARGET_ARN.fullmatch(request.targets[0])
-    if found is None:
-        raise AwsError("InvalidRequestException", "a target is a thing or thing group ARN")
+    targets = target_fields(request.targets)
     if request.document is None:
         raise AwsError("InvalidRequestException", "give the document")
     try:
@@ -106,7 +101,8 @@ def _create_fields(job_id: str, request: CreateJobRequest) -> dict[str, Any]:
         "document_params": document,
         "expires_in_hours": None,  # AWS jobs do not expire
         "description": request.description,
-        "target_device_id" if found.group(1) == "thing" else "target_group_id": found.group(2),
+        "target_selection": request.targetSelection or "SNAPSHOT",
+        **targets,
     }
     if request.timeoutConfig is not None:
         fields["timeout_minutes"] = request.timeoutConfig.inProgressTimeoutInMinutes
@@ -179,12 +175,22 @@ FROM jobs WHERE tenant_id = current_setting('jobs.tenant_id', true) AND job_id =
 """
 
 
+def target_fields(given: list[str]) -> dict[str, Any]:
+    """Target ARNs (things and thing groups, mixed; any region and account) as the create body's
+    targets: one as target_device_id or target_group_id, several as `targets`."""
+    found = [TARGET_ARN.fullmatch(target) for target in given]
+    if not all(found):
+        raise AwsError("InvalidRequestException", "a target is a thing or thing group ARN")
+    devices = [m.group(2) for m in found if m and m.group(1) == "thing"]
+    groups = [m.group(2) for m in found if m and m.group(1) == "thinggroup"]
+    if len(devices) + len(groups) == 1:
+        return {"target_device_id": devices[0]} if devices else {"target_group_id": groups[0]}
+    return {"targets": {"device_ids": devices, "group_ids": groups}}
+
+
 def _targets(job: JobDetail) -> list[str]:
-    if job.target_device_id is not None:
-        return [arn("thing", job.target_device_id)]
-    if job.target_group_id is not None:
-        return [arn("thinggroup", job.target_group_id)]
-    return []  # every device of the tenant: AWS has no such target
+    """The job's targets as ARNs; a job of every device shows none (AWS has no such target)."""
+    return [arn("thing", d) for d in job.targets.device_ids] + [arn("thinggroup", g) for g in job.targets.group_ids]
 
 
 def _configs(detail: JobDetail) -> dict[str, Any]:
@@ -250,7 +256,7 @@ def describe_job(db: Database, tenant_id: str, job_id: str) -> DescribeJobRespon
     job = Job(
         jobArn=arn("job", job_id),
         jobId=job_id,
-        targetSelection="SNAPSHOT",
+        targetSelection=detail.target_selection,
         status=str(detail.status),
         forceCanceled=row["stop_action"] == "FORCE_CANCEL" if detail.status is JobStatus.CANCELED else None,
         reasonCode=row["reason_code"],
@@ -295,7 +301,7 @@ def list_jobs(
             AwsJobSummary(
                 jobArn=arn("job", job.job_id),
                 jobId=job.job_id,
-                targetSelection="SNAPSHOT",
+                targetSelection=job.target_selection,
                 status=str(job.status),
                 createdAt=job.created_at.timestamp(),
                 lastUpdatedAt=job.updated_at.timestamp(),
@@ -306,6 +312,19 @@ def list_jobs(
         ],
         nextToken=page.next_cursor,
     )
+
+
+def associate_targets(
+    db: Database, tenant_id: str, job_id: str, request: AssociateTargetsWithJobRequest
+) -> JobReference:
+    """More thing groups for a continuous job in progress; their things get their executions now."""
+    found = target_fields(request.targets)
+    group_ids = found.get("targets", {}).get("group_ids", []) + [found[k] for k in ("target_group_id",) if k in found]
+    if len(group_ids) != len(request.targets):
+        raise AwsError("InvalidRequestException", "the targets of AssociateTargetsWithJob are thing group ARNs")
+    with aws_errors(NotFound="ResourceNotFoundException", LimitExceeded="LimitExceededException"):
+        jobs_create.associate(db, tenant_id, job_id, group_ids)
+    return JobReference(jobArn=arn("job", job_id), jobId=job_id)
 
 
 def cancel_job(db: Database, tenant_id: str, job_id: str, force: bool, request: CancelJobRequest) -> JobReference:

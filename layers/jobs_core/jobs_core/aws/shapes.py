@@ -42,6 +42,7 @@ CONTROL_PLANE_STATUS = {
     "InvalidStateTransitionException": 409,
     "VersionConflictException": 409,
     "ResourceAlreadyExistsException": 409,
+    "LimitExceededException": 410,
     "ServiceUnavailableException": 503,
 }
 
@@ -224,6 +225,11 @@ class CreateJobRequest(AwsBody):
     documentParameters: dict[str, str] | None = None
     schedulingConfig: SchedulingConfig | None = None
     destinationPackageVersions: list[str] | None = None
+
+
+class AssociateTargetsWithJobRequest(AwsBody):
+    targets: list[str] = Field(min_length=1, max_length=100)
+    comment: Text | None = Field(default=None, max_length=2028)
 
 
 class CancelJobRequest(AwsBody):

@@ -245,7 +245,7 @@ def list_thing_groups(
 def delete_thing_group(db: Database, tenant_id: str, name: str, expected_version: int | None) -> None:
     """Its memberships go with it; jobs that targeted it keep their executions. A group that does
     not exist is deleted already (the model has no ResourceNotFoundException for this call)."""
-    with aws_errors(Conflict="VersionConflictException"):
+    with aws_errors(InUse="InvalidRequestException", Conflict="VersionConflictException"):
         try:
             groups.delete(db, tenant_id, name, version=expected_version)
         except NotFound:

@@ -17,7 +17,7 @@ from psycopg.rows import DictRow
 from jobs_core.domain import paging, targets
 from jobs_core.domain.devices import check_ids
 from jobs_core.domain.fleet_models import GroupDeleted, GroupDetail, GroupMember, GroupMembersAdded
-from jobs_core.errors import Conflict, InvalidRequest, NotFound
+from jobs_core.errors import Conflict, InUse, InvalidRequest, NotFound
 from jobs_core.store.db import Database
 
 TENANT = "current_setting('jobs.tenant_id', true)"
@@ -168,7 +168,7 @@ def delete(db: Database, tenant_id: str, group_id: str, *, version: int | None =
         raise NotFound(f"group {group_id} not found")
     following = [r["job_id"] for r in followers.fetchall()]
     if following:
-        raise Conflict(f"continuous jobs follow this group: {', '.join(following)}; cancel them first")
+        raise InUse(f"continuous jobs follow this group: {', '.join(following)}; cancel them first")
     raise Conflict(f"version {version} is stale: the group is at {left['version']}")
 
 

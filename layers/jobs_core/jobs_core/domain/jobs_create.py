@@ -14,11 +14,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from psycopg.types.json import Jsonb
 
 from jobs_core.domain import targets
-from jobs_core.domain.job_settings import JobCreate
+from jobs_core.domain.job_settings import MAX_TARGETS, JobCreate
 from jobs_core.domain.models import JobCreated
 from jobs_core.domain.rollouts import Rule
 from jobs_core.domain.statemachine import ExecutionStatus, JobStatus
-from jobs_core.errors import Conflict
+from jobs_core.errors import Conflict, InvalidRequest, LimitExceeded, NotFound
 from jobs_core.observability import metrics
 from jobs_core.store.db import Database
 
@@ -167,3 +167,32 @@ def retry_budget(request: JobCreate) -> tuple[int, int, bool]:
         return given["ALL"], given["ALL"], True
     fallback = given.get("ALL", 0)
     return given.get("FAILED", fallback), given.get("TIMED_OUT", fallback), False
+
+
+def associate(db: Database, tenant_id: str, job_id: str, group_ids: list[str]) -> int:
+    """More target groups for a continuous job that runs (AWS's AssociateTargetsWithJob): their
+    members get their executions in this transaction; how many targets the job has now."""
+    ids = sorted(set(group_ids))
+    params = {
+        "job_id": job_id,
+        "group_ids": ids,
+        "device_ids": [],
+        "fleet_lock": targets.FLEET_LOCK,
+        "target_keys": [f"group:{g}" for g in ids],
+    }
+    with db.transaction(tenant_id=tenant_id, pipeline=False) as conn:
+        conn.execute(targets.FLEET_READ, params)
+        conn.execute(targets.TARGETS_EXCLUSIVE, params)
+        job = conn.execute(targets.JOB_TO_ASSOCIATE, params).fetchone()
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        if job["target_selection"] != "CONTINUOUS" or job["status"] != JobStatus.IN_PROGRESS or job["stop_action"]:
+            raise InvalidRequest("targets are added to a continuous job in progress only")
+        unknown = [row["target"] for row in conn.execute(targets.UNKNOWN, params)]
+        if unknown:
+            raise targets.not_found(unknown)
+        if job["others"] + len(ids) > MAX_TARGETS:
+            raise LimitExceeded(f"a job has at most {MAX_TARGETS} targets")
+        conn.execute(targets.ASSOCIATE, params)
+        conn.execute(targets.GIVE_MEMBERS, params)
+    return int(job["others"]) + len(ids)

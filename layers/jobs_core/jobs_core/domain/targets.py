@@ -99,12 +99,17 @@ def query(request: JobCreate) -> str:
     return TARGET_ALL
 
 
-def none_found(request: JobCreate, unknown: list[str]) -> JobsError:
-    """Why a job was not created: targets the tenant does not have, or none with a device."""
+def not_found(unknown: list[str]) -> NotFound:
+    """Targets the tenant does not have ('device ID', 'group ID'), named."""
     if len(unknown) == 1:
         return NotFound(f"{unknown[0]} not found")
+    return NotFound(f"not found: {', '.join(sorted(unknown)[:5])}")
+
+
+def none_found(request: JobCreate, unknown: list[str]) -> JobsError:
+    """Why a job was not created: targets the tenant does not have, or none with a device."""
     if unknown:
-        return NotFound(f"not found: {', '.join(sorted(unknown)[:5])}")
+        return not_found(unknown)
     if request.target_group_id is not None:
         return InvalidRequest(f"group {request.target_group_id} has no members")
     if request.targets is not None:
@@ -209,3 +214,36 @@ def left(group_id: str, device_id: str) -> dict[str, object]:
         "removed": str(ExecutionStatus.REMOVED),
         "details": Jsonb(LEFT_REASON),
     }
+
+
+# AWS's AssociateTargetsWithJob: more groups for a continuous job that runs, and at once the
+# executions of their members (one a device at most, as always).
+JOB_TO_ASSOCIATE = f"""
+SELECT j.target_selection, j.status, j.stop_action,
+       (SELECT count(*) FROM job_targets t WHERE t.tenant_id = j.tenant_id AND t.job_id = j.job_id
+        AND NOT (t.kind = 'group' AND t.target_id = ANY(%(group_ids)s::text[]))) AS others
+FROM jobs j WHERE j.tenant_id = {TENANT} AND j.job_id = %(job_id)s
+FOR UPDATE
+"""
+ASSOCIATE = f"""
+INSERT INTO job_targets (tenant_id, job_id, kind, target_id, continuous)
+SELECT {TENANT}, %(job_id)s, 'group', g, true FROM unnest(%(group_ids)s::text[]) AS g
+ON CONFLICT DO NOTHING
+"""
+GIVE_MEMBERS = f"""
+WITH job AS (
+    SELECT j.tenant_id, j.job_id, j.expires_at,
+           CASE WHEN j.rate_per_minute IS NOT NULL THEN '{U}' ELSE '{Q}' END AS status
+    FROM jobs j WHERE j.tenant_id = {TENANT} AND j.job_id = %(job_id)s
+), given AS (
+    INSERT INTO job_executions (tenant_id, job_id, device_id, sweep_at, status)
+    SELECT DISTINCT j.tenant_id, j.job_id, m.device_id, j.expires_at, j.status
+    FROM job j JOIN device_group_members m ON m.tenant_id = j.tenant_id AND m.group_id = ANY(%(group_ids)s::text[])
+    ORDER BY m.device_id
+    ON CONFLICT (tenant_id, job_id, device_id) DO NOTHING
+    RETURNING tenant_id, job_id, status
+)
+UPDATE jobs j SET next_tick_at = least(coalesce(j.next_tick_at, 'infinity'), greatest(j.next_release_at, now()))
+FROM (SELECT DISTINCT tenant_id, job_id FROM given WHERE status = '{U}') g
+WHERE j.tenant_id = g.tenant_id AND j.job_id = g.job_id
+"""

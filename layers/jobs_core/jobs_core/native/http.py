@@ -185,7 +185,9 @@ def resolver() -> APIGatewayHttpResolver:
 
     @app.exception_handler(JobsError)
     def domain_error(exc: JobsError) -> Response[dict[str, Any]]:
-        return _error(STATUS_OF.get(type(exc), HTTPStatus.BAD_REQUEST), exc.message)
+        # the status of the nearest class the table names (InUse is a Conflict, LimitExceeded an InvalidRequest)
+        status = next((STATUS_OF[kind] for kind in type(exc).__mro__ if kind in STATUS_OF), HTTPStatus.BAD_REQUEST)
+        return _error(status, exc.message)
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
