@@ -1,8 +1,9 @@
 """A seeded random driver runs claim, start-next, poll, read, progress (with step timeouts),
 finish, fail (retried where the job allows), reject, cancel (soft and force, a job or one
 execution), expire, sweeps (now, or minutes ahead: timeouts, releases, starts and ends), device
-deletions and registrations again, from many threads at once against real PostgreSQL, on jobs
-that may be paced, scheduled or carry an abort rule, and checks the invariants after every wave."""
+deletions and registrations again, devices joining and leaving a group, from many threads at once
+against real PostgreSQL, on jobs for the group or every device, snapshot or continuous, that may be
+paced, scheduled or carry an abort rule, and checks the invariants after every wave."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobs_core.domain import devices as registry
-from jobs_core.domain import executions, jobs_cancel, jobs_create
+from jobs_core.domain import executions, groups, jobs_cancel, jobs_create
 from jobs_core.domain.job_settings import JobCreate
 from jobs_core.domain.models import DeviceTarget, ExecutionCancel, ExecutionUpdate, StartNext
 from jobs_core.domain.statemachine import ACTIVE
@@ -25,6 +26,7 @@ from tests.factories import Admin, Register, expire_job
 
 SEED = int(os.environ.get("INVARIANTS_SEED", "20261123"))
 THREADS, WAVES, DEVICES, JOBS = 8, 100, 6, 5
+GROUP = "g"  # half the devices at first; devices join and leave it
 
 
 def snapshot(admin: Admin, tenant: str) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, str]]:
@@ -70,6 +72,7 @@ def test_invariants_hold_under_random_concurrent_operations(
     tokens = register(tenant, DEVICES)
     devices = sorted(tokens)
     db = Database(lambda refresh: database_url)
+    groups.add_to_group(db, tenant, GROUP, devices[: DEVICES // 2])
 
     def new_job(job_id: str, worker: Database, job_rng: random.Random) -> None:
         retry = [
@@ -90,7 +93,8 @@ def test_invariants_hold_under_random_concurrent_operations(
             {
                 "job_id": job_id,
                 "document_type": "x",
-                "target_all": True,
+                **job_rng.choice([{"target_all": True}, {"target_all": True}, {"target_group_id": GROUP}]),
+                "target_selection": job_rng.choice(["SNAPSHOT", "SNAPSHOT", "CONTINUOUS"]),
                 "timeout_minutes": job_rng.choice([None, 1, 2, 5]),
                 "retry": job_rng.choice([None, retry]),
                 "rollout": job_rng.choice([None, {"maximum_per_minute": job_rng.randrange(1, 4)}]),
@@ -127,9 +131,9 @@ def test_invariants_hold_under_random_concurrent_operations(
             [
                 "create", "claim", "start-next", "progress", "succeed", "fail", "reject",
                 "cancel", "force-cancel", "cancel-one", "expire", "sweep", "sweep-later", "poll", "read",
-                "delete-device", "register-again",
+                "delete-device", "register-again", "join", "leave",
             ],
-            weights=[4, 24, 8, 20, 12, 8, 6, 2, 1, 2, 1, 3, 3, 4, 3, 1, 1],
+            weights=[4, 24, 8, 20, 12, 8, 6, 2, 1, 2, 1, 3, 3, 4, 3, 1, 1, 3, 3],
         )[0]  # fmt: skip
         try:
             if op in ("claim", "progress", "succeed", "fail", "reject"):
@@ -184,6 +188,10 @@ def test_invariants_hold_under_random_concurrent_operations(
                     back = min(gone, default=device)
                     tokens[back] = registry.register(worker, tenant, [back])[back]
                     gone.discard(back)
+            elif op == "join":
+                groups.add_member(worker, tenant, GROUP, device)
+            elif op == "leave":
+                groups.remove_member(worker, tenant, GROUP, device)
             elif op == "sweep":
                 swept(sweep(worker, batch_size=7))
             else:  # minutes ahead: timeouts of what runs now, releases, the scheduled starts and ends
@@ -255,14 +263,51 @@ def test_invariants_hold_under_random_concurrent_operations(
             assert sorted(versions_seen[key]) == sorted(set(versions_seen[key])), key  # no version twice
         # a job is COMPLETED exactly when all its executions are terminal (unless it was canceled,
         # or aborted: an aborted job never completes)
+        following = {
+            r["job_id"]
+            for r in admin.execute(
+                "SELECT job_id FROM jobs WHERE tenant_id = %s AND target_selection = 'CONTINUOUS'"
+                " AND stop_action IS NULL AND (expires_at IS NULL OR expires_at > now())",
+                [tenant],
+            )
+        }
         for job_id, status in job_status.items():
             all_terminal = all(r["status"] not in ACTIVE for k, r in rows.items() if k[0] == job_id)
             if status == "COMPLETED":
                 assert all_terminal and job_id not in canceled, job_id
-            elif status == "IN_PROGRESS":
+                assert job_id not in following, job_id  # a continuous job never completes while it follows
+            elif status == "IN_PROGRESS" and job_id not in following:
                 assert not all_terminal, job_id
             if job_id in aborted:
                 assert status == "CANCELED", job_id
+        # a continuous job that follows: every device that is its target has its execution, and every
+        # execution not started yet is of a device that is still its target (but for a retry: an
+        # execution that ran when its device left goes on, its retries included)
+        missing = admin.execute(
+            """
+            SELECT j.job_id, d.device_id FROM jobs j
+            JOIN job_targets t ON t.tenant_id = j.tenant_id AND t.job_id = j.job_id
+            JOIN device_state d ON d.tenant_id = j.tenant_id AND (t.kind = 'all' OR EXISTS (
+                SELECT 1 FROM device_group_members m
+                WHERE m.tenant_id = d.tenant_id AND m.group_id = t.target_id AND m.device_id = d.device_id))
+            WHERE j.tenant_id = %(t)s AND j.job_id = ANY(%(following)s) AND j.status IN ('SCHEDULED', 'IN_PROGRESS')
+              AND NOT EXISTS (SELECT 1 FROM job_executions e
+                              WHERE e.tenant_id = j.tenant_id AND e.job_id = j.job_id AND e.device_id = d.device_id)
+            """,
+            {"t": tenant, "following": list(following)},
+        ).fetchall()
+        assert missing == []
+        strays = admin.execute(
+            """
+            SELECT e.job_id, e.device_id, e.status, e.attempt, e.execution_number FROM job_executions e
+            JOIN job_targets t ON t.tenant_id = e.tenant_id AND t.job_id = e.job_id AND t.kind = 'group'
+            WHERE e.tenant_id = %(t)s AND e.job_id = ANY(%(following)s) AND e.status IN ('UNRELEASED', 'QUEUED')
+              AND e.attempt = 1 AND NOT EXISTS (SELECT 1 FROM device_group_members m WHERE m.tenant_id = e.tenant_id
+                              AND m.group_id = t.target_id AND m.device_id = e.device_id)
+            """,
+            {"t": tenant, "following": list(following)},
+        ).fetchall()
+        assert strays == []
         canceled |= {job_id for job_id, status in job_status.items() if status == "CANCELED"}
         aborted |= {
             row["job_id"]
@@ -292,5 +337,5 @@ def test_invariants_hold_under_random_concurrent_operations(
     print(f"\ninvariants: seed {SEED}, {ran} operations, {checks} checks, outcomes {dict(sorted(outcomes.items()))}")
     assert ran == THREADS * WAVES
     assert outcomes["claim:ok"] and outcomes["succeed:ok"] and outcomes["cancel:ok"]
-    assert outcomes["delete-device:ok"]
+    assert outcomes["delete-device:ok"] and outcomes["join:ok"] and outcomes["leave:ok"]
     assert aborted and shown, "the run aborted no job or showed devices nothing: it tested little"
