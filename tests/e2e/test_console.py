@@ -122,9 +122,12 @@ def test_an_operator_watches_and_steers_a_rollout_in_the_console(
     field(browser, "document_params").clear()
     field(browser, "document_params").send_keys('{"version": "2.1.0"}')
     field(browser, "job_id").send_keys("fw-210")
+    browser.find_element(By.ID, "f-continuous").click()  # cameras that join the group later get it too
     browser.find_element(By.ID, "create").click()
     wait_for(lambda: browser.find_element(By.ID, "job-title").text == "Job fw-210", "the new job's page")
     assert "2.1.0" in browser.find_element(By.ID, "job-document").text
+    facts = browser.find_element(By.ID, "job-facts").text
+    assert "group cameras (continuous)" in facts and "continuous: a device that joins" in facts
 
     # Devices work through the device API; the list's bar follows, refreshed on its own.
     cams = list(tokens.values())

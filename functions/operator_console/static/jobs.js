@@ -2,9 +2,18 @@
 "use strict";
 
 function target(job) {
-  if (job.target_all) return "every device";
-  if (job.target_group_id) return `group ${job.target_group_id}`;
-  return `device ${job.target_device_id}`;
+  const follows = job.target_selection === "CONTINUOUS" ? " (continuous)" : "";
+  const t = job.targets;  // a job's page has them all; a list row has the single-target fields
+  if (t && (t.device_ids.length + t.group_ids.length > 1)) {
+    const parts = [];
+    if (t.device_ids.length) parts.push(`devices ${t.device_ids.join(", ")}`);
+    if (t.group_ids.length) parts.push(`groups ${t.group_ids.join(", ")}`);
+    return parts.join("; ") + follows;
+  }
+  if (job.target_all) return "every device" + follows;
+  if (job.target_group_id) return `group ${job.target_group_id}` + follows;
+  if (job.target_device_id) return `device ${job.target_device_id}` + follows;
+  return "several devices and groups" + follows;
 }
 
 // ---- the jobs list ----
@@ -77,7 +86,11 @@ function renderJob(job) {
   facts.replaceChildren();
   const p = job.progress || {};
   for (const [name, value] of [
-    ["Status", job.status], ["Target", target(job)], ["Created", `${fmtTime(job.created_at)} by ${job.created_by || "-"}`],
+    ["Status", job.status], ["Target", target(job)],
+    ["Selection", job.target_selection === "CONTINUOUS"
+      ? "continuous: a device that joins a target gets it, one that leaves before it started is removed"
+      : "snapshot: the devices targeted at its creation"],
+    ["Created", `${fmtTime(job.created_at)} by ${job.created_by || "-"}`],
     ["Expires", fmtTime(job.expires_at)], ["Description", job.description || "-"],
     ["Released", `${p.released} released, ${p.unreleased} not yet`],
     ["Rate", p.rate_per_minute ? `${p.rate_per_minute} a minute` : "not paced"],
@@ -154,6 +167,7 @@ function createBody() {
   if (kind === "device") body.target_device_id = where;
   else if (kind === "group") body.target_group_id = where;
   else body.target_all = true;
+  if ($("f-continuous").checked) body.target_selection = "CONTINUOUS";
   try { body.document_params = JSON.parse($("f-document_params").value || "{}"); }
   catch (e) { throw new FieldError("document_params", "not JSON: write a JSON object"); }
   if ($("f-job_id").value.trim()) body.job_id = $("f-job_id").value.trim();
