@@ -24,7 +24,11 @@ MAX_TOKEN_LENGTH = 256
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(32)  # 256 random bits
+    """256 random bits, URL-safe base64; never starting with '-', which a command line would take
+    for an option (`device_agent.py --token -Ab...`): drawn again in that case (1 in 64)."""
+    while (token := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return token
 
 
 def token_hash(token: str) -> str:
