@@ -32,6 +32,7 @@ from bench.figures import (
     round_trips,
     seed,
     sweep,
+    targets,
     throughput,
 )
 from bench.harness import Figure, machine, table
@@ -39,7 +40,7 @@ from jobs_local import devdb
 
 # In this order: the fan-out leaves the jobs the sweep times out; the hot row finishes on a
 # vacuumed table (listing vacuums after its millions of new rows); the fleet's tenants come last, so
-# that no earlier figure sees their devices.
+# that no earlier figure sees their devices; the targets' tenants after them, for the same reason.
 FIGURES = [
     round_trips,
     latency,
@@ -59,6 +60,7 @@ FIGURES = [
     pg_cpu,
     pooled_load,
     fleet,
+    targets,
 ]
 
 

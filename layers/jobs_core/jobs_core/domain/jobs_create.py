@@ -29,7 +29,7 @@ from jobs_core.store.db import Database
 # schedule releases the rest (rollouts.py). expires_in_hours counts from the start.
 CREATE = """
 WITH targets AS ({targets}),
-plan AS (
+plan AS MATERIALIZED (  -- counted once
     SELECT CASE WHEN %(start_time)s::timestamptz > now() THEN {scheduled} ELSE {running} END AS status,
            greatest(now(), %(start_time)s::timestamptz) AS start_at,
            (SELECT count(*) FROM targets) AS total

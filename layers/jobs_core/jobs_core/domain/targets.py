@@ -38,6 +38,7 @@ TARGET_MANY = f"""
 SELECT d.device_id FROM device_state d WHERE d.tenant_id = {TENANT} AND d.device_id = ANY(%(device_ids)s::text[])
 UNION
 SELECT m.device_id FROM device_group_members m WHERE m.tenant_id = {TENANT} AND m.group_id = ANY(%(group_ids)s::text[])
+ORDER BY device_id  -- the executions are written in the order of their indexes, not the union's hash
 """
 # What the job names that the tenant does not have: a job is not created for a part of its targets.
 UNKNOWN = f"""
@@ -134,15 +135,21 @@ WHERE t.tenant_id = {TENANT} AND t.continuous AND t.kind = %(kind)s AND t.target
 # New executions for these devices (just added to the group, or registered), in the jobs that
 # follow it; one a device and job at most (a device that had one, even ended, gets none again).
 GIVE = f"""
-WITH followed AS ({FOLLOWED}), given AS (
+WITH followed AS ({FOLLOWED}), newcomers AS MATERIALIZED (
+    -- what this transaction made a target, and nothing else: each device probed once, by its key
+    -- (a LATERAL with LIMIT: never a hash of the whole group, however large)
+    SELECT d.device_id FROM unnest(%(device_ids)s::text[]) AS d(device_id)
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM device_group_members m
+        WHERE %(kind)s = 'group' AND m.tenant_id = {TENANT} AND m.group_id = %(target_id)s AND m.device_id = d.device_id
+        UNION ALL
+        SELECT 1 FROM device_state s WHERE %(kind)s = 'all' AND s.tenant_id = {TENANT} AND s.device_id = d.device_id
+        LIMIT 1
+    ) AS target
+), given AS (
     INSERT INTO job_executions (tenant_id, job_id, device_id, sweep_at, status)
     SELECT f.tenant_id, f.job_id, d.device_id, f.expires_at, f.status
-    FROM followed f CROSS JOIN unnest(%(device_ids)s::text[]) AS d(device_id)
-    WHERE CASE WHEN %(kind)s = 'group'  -- what this transaction made a target, and nothing else
-               THEN EXISTS (SELECT 1 FROM device_group_members m WHERE m.tenant_id = f.tenant_id
-                            AND m.group_id = %(target_id)s AND m.device_id = d.device_id)
-               ELSE EXISTS (SELECT 1 FROM device_state s WHERE s.tenant_id = f.tenant_id AND s.device_id = d.device_id)
-          END
+    FROM followed f CROSS JOIN newcomers d
     ORDER BY f.job_id, d.device_id
     ON CONFLICT (tenant_id, job_id, device_id) DO NOTHING
     RETURNING tenant_id, job_id, status
