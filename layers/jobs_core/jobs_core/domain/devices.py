@@ -34,7 +34,6 @@ from jobs_core.store.db import Database
 
 ID_RULE = "1-128 of A-Z a-z 0-9 : _ - (AWS IoT's thing name rule)"
 TENANT_RULE = "1-128 of A-Z a-z 0-9 _ . : @ -, starting with a letter or a digit"
-EXISTING = "SELECT device_id FROM device_state WHERE tenant_id = %(tenant_id)s AND device_id = ANY(%(ids)s)"
 TENANT = "current_setting('jobs.tenant_id', true)"
 
 
