@@ -137,7 +137,7 @@ def test_a_device_loop_as_the_developer_guide_writes_it(
 
 
 def iot_native_execution(env: dict[str, str], tenant: str, job_id: str, device: str) -> dict[str, Any]:
-    with psycopg.connect(env["DATABASE_URL"], row_factory=psycopg.rows.dict_row) as admin:
+    with psycopg.connect(env["DATABASE_URL"], row_factory=psycopg.rows.dict_row, prepare_threshold=None) as admin:
         row = admin.execute(
             "SELECT status, execution_number, attempt FROM job_executions WHERE tenant_id = %s AND job_id = %s"
             " AND device_id = %s",
@@ -218,7 +218,7 @@ def test_every_modelled_error_is_its_boto3_exception_class(
     nobody = control_plane(base_url, None)  # a verified token without a tenant
     raises(nobody, "UnauthorizedException", lambda: nobody.list_jobs())
     # a database that gives up on a call (a lock held elsewhere past the lock timeout): throttled
-    with psycopg.connect(env["DATABASE_URL"]) as holder:
+    with psycopg.connect(env["DATABASE_URL"], prepare_threshold=None) as holder:
         holder.execute(
             "SELECT 1 FROM job_executions WHERE tenant_id = %s AND device_id = 'thing-3' FOR UPDATE", [tenant]
         )

@@ -54,7 +54,9 @@ def test_the_terminal_shows_one_line_and_the_sweep_runs_on_the_schedule(
     jobs_create.create(db, tenant, "ops", JobCreate(job_id="j", document_type="x", target_all=True))
     db.close()
     with local_server({**env, "LOCAL_SCHEDULE_EVERY_S": "1"}, tmp_path / "server.log"):
-        with psycopg.connect(env["DATABASE_URL"], autocommit=True, row_factory=dict_row) as admin:
+        with psycopg.connect(
+            env["DATABASE_URL"], autocommit=True, row_factory=dict_row, prepare_threshold=None
+        ) as admin:
             expire_job(admin, tenant, "j")
             # The row commits before the sweep's line is logged: wait for both, inside the server's life.
             deadline = time.monotonic() + 15
@@ -222,7 +224,7 @@ def test_jobsctl_sweep_now_times_out_what_would_have_timed_out_by_then(env: dict
     swept = json.loads(jobsctl(env, "sweep", "--now", later.isoformat()).stdout)
 
     assert swept["timed_out"] >= 1
-    with psycopg.connect(env["DATABASE_URL"], row_factory=dict_row) as admin:
+    with psycopg.connect(env["DATABASE_URL"], row_factory=dict_row, prepare_threshold=None) as admin:
         row = admin.execute("SELECT status FROM job_executions WHERE tenant_id = %s", [tenant]).fetchone()
     assert row == {"status": "TIMED_OUT"}
 
@@ -232,7 +234,7 @@ def test_jobsctl_sweep_now_releases_a_paced_rollout(env: dict[str, str], tenant:
     devices.register(db, tenant, [f"d{i:02d}" for i in range(12)])
     rollout = Rollout(maximum_per_minute=5)
     jobs_create.create(db, tenant, "ops", JobCreate(job_id="j", document_type="x", target_all=True, rollout=rollout))
-    with psycopg.connect(env["DATABASE_URL"], row_factory=dict_row) as admin:
+    with psycopg.connect(env["DATABASE_URL"], row_factory=dict_row, prepare_threshold=None) as admin:
         row = admin.execute("SELECT created_at FROM jobs WHERE tenant_id = %s", [tenant]).fetchone()
         assert row is not None
         minute_later = row["created_at"] + timedelta(minutes=1)
