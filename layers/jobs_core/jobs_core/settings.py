@@ -23,6 +23,14 @@ class Settings(BaseModel):
     sweep_max_batches: int = Field(default=50, ge=1)
     aws_region: str = "us-east-1"  # in the ARNs of the AWS IoT Jobs API
     aws_account_id: str = "000000000000"
+    # Push (domain/notifications.py): topics {push_topic_prefix}/{tenant}/things/{device}/jobs/...
+    push_topic_prefix: str = Field(default="iotjobs", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    mqtt_url: str | None = None  # publish to this MQTT broker (mqtt://host:port) ...
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    iot_data_endpoint: str | None = None  # ... or through AWS IoT Core's iot-data endpoint
+    push_function_name: str | None = None  # cloud: the drain, invoked (async) after a commit that made work due
+    poll_hint_s: int = Field(default=300, ge=5, le=86_400)  # the next-poll hint's mean, jittered +-20%
 
     @model_validator(mode="after")
     def _one_database(self) -> Settings:
@@ -47,5 +55,12 @@ def settings() -> Settings:
         "sweep_max_batches": os.environ.get("SWEEP_MAX_BATCHES"),
         "aws_region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
         "aws_account_id": os.environ.get("AWS_ACCOUNT_ID"),
+        "push_topic_prefix": os.environ.get("PUSH_TOPIC_PREFIX") or None,
+        "mqtt_url": os.environ.get("MQTT_URL") or None,
+        "mqtt_username": os.environ.get("MQTT_USERNAME") or None,
+        "mqtt_password": os.environ.get("MQTT_PASSWORD") or None,
+        "iot_data_endpoint": os.environ.get("IOT_DATA_ENDPOINT") or None,
+        "push_function_name": os.environ.get("PUSH_FUNCTION_NAME") or None,
+        "poll_hint_s": os.environ.get("POLL_HINT_S"),
     }
     return Settings.model_validate({k: v for k, v in env.items() if v is not None})

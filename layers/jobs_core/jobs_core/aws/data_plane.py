@@ -30,7 +30,7 @@ from jobs_core.aws.shapes import (
     details_map,
     epoch_s,
 )
-from jobs_core.domain import credentials
+from jobs_core.domain import credentials, notifications
 from jobs_core.domain.executions import CLAIMED, refusal
 from jobs_core.domain.statemachine import (
     DEVICE_TARGETS,
@@ -73,7 +73,7 @@ def _scoped(row: dict[str, Any] | None, thing: str) -> dict[str, Any]:
     return found
 
 
-def _summary(row: dict[str, Any]) -> JobExecutionSummary:
+def summary(row: dict[str, Any]) -> JobExecutionSummary:
     return JobExecutionSummary(
         jobId=row["job_id"],
         queuedAt=epoch_s(row["queued_at"]) or 0,
@@ -114,7 +114,7 @@ def get_pending(db: Database, token: str | None, thing: str) -> GetPendingJobExe
         db.fetch_one(PENDING, {"key": credentials.lookup_key(token), "thing": thing, "limit": PENDING_LIMIT}), thing
     )
     return GetPendingJobExecutionsResponse(
-        inProgressJobs=[_summary(e) for e in row["in_progress"]], queuedJobs=[_summary(e) for e in row["queued"]]
+        inProgressJobs=[summary(e) for e in row["in_progress"]], queuedJobs=[summary(e) for e in row["queued"]]
     )
 
 
@@ -144,6 +144,8 @@ def start_next(
     row = _scoped(db.fetch_one(START_NEXT, params), thing)
     if row["execution"] is None:
         return ExecutionResponse(execution=None)
+    if row["claimed"]:
+        notifications.wake()
     return ExecutionResponse(execution=execution(row["execution"], thing))
 
 
@@ -178,6 +180,8 @@ def update(
             raise AwsError("InvalidStateTransitionException", f"a device cannot set an execution to {request.status}")
         assert target is not None
         raise _refused(request, target, claims, row, job_id, thing)
+    if row["execution"]["status"] != row["found_status"]:  # claimed, finished or queued again
+        notifications.wake()
     state = row["state"]
     answer: dict[str, Any] = {}
     if request.includeJobExecutionState and state is not None:

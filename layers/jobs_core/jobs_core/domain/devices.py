@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from psycopg.types.json import Jsonb
 
-from jobs_core.domain import paging, targets
+from jobs_core.domain import notifications, paging, targets
 from jobs_core.domain.credentials import new_token, token_hash
 from jobs_core.domain.fleet_models import (
     MAX_ATTRIBUTES,
@@ -105,6 +105,7 @@ def register_many(
         if taken:  # the exception rolls the transaction back: nothing is registered
             raise Conflict(f"already registered: {', '.join(sorted(taken)[:5])}")
         conn.execute(targets.GIVE, following)  # the continuous jobs of every device: in this transaction
+    notifications.wake()
     return Registered(tokens, row["created_at"])
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from psycopg.types.json import Jsonb
 
-from jobs_core.domain import credentials
+from jobs_core.domain import credentials, notifications
 from jobs_core.domain.models import (
     Document,
     Execution,
@@ -64,6 +64,7 @@ def pending(db: Database, token: str | None) -> PendingJobs:
         db.fetch_one(PENDING, {"key": credentials.lookup_key(token), "limit": PENDING_LIMIT})
     )
     return PendingJobs(
+        next_poll_in_seconds=notifications.poll_hint_s(),
         jobs=[
             PendingJob(
                 job_id=job["job_id"],
@@ -74,7 +75,7 @@ def pending(db: Database, token: str | None) -> PendingJobs:
                 expires_at=job["expires_at"],
             )
             for job in row["pending"]
-        ]
+        ],
     )
 
 
@@ -96,7 +97,9 @@ def start_next(db: Database, token: str | None, request: StartNext) -> NextExecu
     }
     row = credentials.authenticated(db.fetch_one(START_NEXT, params))
     if row["execution"] is None:
-        return NextExecution(execution=None, claimed=False)
+        return NextExecution(execution=None, claimed=False, next_poll_in_seconds=notifications.poll_hint_s())
+    if row["claimed"]:
+        notifications.wake()  # its queue's head started: the next one shows in its lists
     return NextExecution(execution=Execution.model_validate(row["execution"]), claimed=row["claimed"])
 
 
@@ -121,6 +124,8 @@ def update(db: Database, token: str | None, job_id: str, change: ExecutionUpdate
         raise NotFound("job execution not found")
     if row["execution"] is not None:
         updated = ExecutionUpdated.model_validate(row["execution"])
+        if updated.status != row["found_status"]:  # claimed, finished or queued again: not a progress report
+            notifications.wake()
         metrics.add_metric(name=f"Executions{target.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
         if updated.status is not target:
             metrics.add_metric(name="ExecutionsRetried", unit=MetricUnit.Count, value=1)

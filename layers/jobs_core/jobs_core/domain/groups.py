@@ -14,7 +14,7 @@ from typing import NamedTuple
 import psycopg
 from psycopg.rows import DictRow
 
-from jobs_core.domain import paging, targets
+from jobs_core.domain import notifications, paging, targets
 from jobs_core.domain.devices import check_ids
 from jobs_core.domain.fleet_models import GroupDeleted, GroupDetail, GroupMember, GroupMembersAdded
 from jobs_core.errors import Conflict, InUse, InvalidRequest, NotFound
@@ -192,6 +192,7 @@ def add_members(db: Database, tenant_id: str, group_id: str, device_ids: list[st
     missing = [row["device_id"] for row in unknown.fetchall()]
     if missing:
         raise NotFound(f"not registered devices: {', '.join(missing)}")
+    notifications.wake()  # the executions the continuous jobs gave
     return GroupMembersAdded(group_id=group_id, added=added.rowcount, device_count=found["device_count"])
 
 
@@ -209,6 +210,7 @@ def remove_member(db: Database, tenant_id: str, group_id: str, device_id: str) -
         group = conn.execute(GET, params)
         device = conn.execute(DEVICE_EXISTS, params)
     if removed.rowcount:
+        notifications.wake()  # what it had not started of the jobs that followed it there: REMOVED
         return GroupMember(group_id=group_id, device_id=device_id, changed=True)
     if group.fetchone() is None:
         raise NotFound(f"group {group_id} not found")
@@ -232,4 +234,5 @@ def add_to_group(db: Database, tenant_id: str, group_id: str, device_ids: Iterab
         conn.execute(ENSURE, params)
         added = conn.execute(ADD, params).rowcount
         conn.execute(targets.GIVE, params)
-        return added
+    notifications.wake()
+    return added

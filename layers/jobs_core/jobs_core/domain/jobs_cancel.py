@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from jobs_core.domain import notifications
 from jobs_core.domain.jobs_read import EXECUTION, execution
 from jobs_core.domain.models import ExecutionCancel, ExecutionDetail, JobCanceled
 from jobs_core.domain.statemachine import Actor, ExecutionStatus, JobStatus, job_sources, sources
@@ -110,6 +111,7 @@ def cancel(
         current = conn.execute(STATUS, params)
     row = canceled.fetchone()
     if row is not None:
+        notifications.wake()
         return JobCanceled(**row)
     found = current.fetchone()
     if found is None:
@@ -154,6 +156,7 @@ def cancel_execution(
         if str(status) in STOPPABLE:
             raise InvalidRequest(f"the execution is {status}: cancel it with force=true to end it while it runs")
         raise InvalidRequest(f"the execution is {status}: only a QUEUED (or, with force, IN_PROGRESS) one can be")
+    notifications.wake()
     return execution(db, tenant_id, job_id, device_id)
 
 
@@ -183,6 +186,7 @@ def delete(db: Database, tenant_id: str, job_id: str, force: bool = False) -> No
         deleted = conn.execute(DELETE_JOB, params)
         current = conn.execute(STATUS, params)
     if deleted.fetchone() is not None:
+        notifications.wake()
         metrics.add_metric(name="JobsDeleted", unit=MetricUnit.Count, value=1)
         return
     found = current.fetchone()

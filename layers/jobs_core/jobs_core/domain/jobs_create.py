@@ -13,7 +13,7 @@ import psycopg
 from aws_lambda_powertools.metrics import MetricUnit
 from psycopg.types.json import Jsonb
 
-from jobs_core.domain import targets
+from jobs_core.domain import notifications, targets
 from jobs_core.domain.job_settings import MAX_TARGETS, JobCreate
 from jobs_core.domain.models import JobCreated
 from jobs_core.domain.rollouts import Rule
@@ -123,6 +123,7 @@ def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -
         raise Conflict(f"job {params['job_id']} already exists") from None
     row = result.fetchone()
     if row is not None:
+        notifications.wake()
         metrics.add_metric(name="JobsCreated", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="ExecutionsQueued", unit=MetricUnit.Count, value=row["execution_count"])
         return JobCreated(**row)
@@ -195,4 +196,5 @@ def associate(db: Database, tenant_id: str, job_id: str, group_ids: list[str]) -
             raise LimitExceeded(f"a job has at most {MAX_TARGETS} targets")
         conn.execute(targets.ASSOCIATE, params)
         conn.execute(targets.GIVE_MEMBERS, params)
+    notifications.wake()
     return int(job["others"]) + len(ids)

@@ -104,8 +104,17 @@ class PendingJob(Model):
     expires_at: Timestamp | None
 
 
+NEXT_POLL = Field(
+    default=None,
+    description="a hint: poll again in about this many seconds when nothing else tells you to (a mean with"
+    " +-20% jitter, so a fleet does not poll in step); a device subscribed to its notify-next topic polls far"
+    " less often, as a safety net",
+)
+
+
 class PendingJobs(Model):
     jobs: list[PendingJob]
+    next_poll_in_seconds: int | None = NEXT_POLL
 
 
 class Deadline(Model):
@@ -132,6 +141,7 @@ class Execution(Deadline):
 class NextExecution(Model):
     execution: Execution | None = Field(description="the execution now IN_PROGRESS; null when there is none")
     claimed: bool = Field(description="whether this call claimed it (false: it was already in progress)")
+    next_poll_in_seconds: int | None = NEXT_POLL
 
 
 class StartNext(RequestBody):
