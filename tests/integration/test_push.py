@@ -112,7 +112,9 @@ def test_claim_and_finish_are_told_a_progress_report_is_not(
 def test_what_rolls_back_is_not_told(db: Database, admin: Admin, tenant: str, register: Register) -> None:
     register(tenant, 1)
     drained(db)
-    status, body = op(tenant, "POST", "/customer/jobs", body={"document_type": "x", "targets": {"device_ids": ["nobody", "dev-0000"]}})
+    status, body = op(
+        tenant, "POST", "/customer/jobs", body={"document_type": "x", "targets": {"device_ids": ["nobody", "dev-0000"]}}
+    )
     assert status == 404, body
     assert outbox(admin, tenant) == []
 
