@@ -11,7 +11,7 @@ AWS := $(AWSCLI_VENV)/bin/aws
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test test-pooled pgbouncer chromium bench fuzz lint typecheck openapi sam-validate sam-build awscli clean
+.PHONY: run test test-pooled pgbouncer chromium mosquitto bench fuzz lint typecheck openapi sam-validate sam-build awscli clean
 
 $(VENV)/.installed: requirements-dev.txt layers/jobs_core/requirements.txt tools/devpaths.py $(wildcard functions/*/*.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,15 +20,17 @@ $(VENV)/.installed: requirements-dev.txt layers/jobs_core/requirements.txt tools
 	$(PY) tools/devpaths.py
 	touch $@
 
+# exec: the server is make's own child, so it sees make go however make is stopped, and stops
+# everything it started (the embedded database and MQTT broker) with it.
 run: $(VENV)/.installed
-	PORT=$(PORT) $(PY) -m jobs_local.server
+	exec env PORT=$(PORT) $(PY) -m jobs_local.server
 
-test: $(VENV)/.installed awscli pgbouncer chromium
+test: $(VENV)/.installed awscli pgbouncer chromium mosquitto
 	$(PY) -m pytest
 
 # The whole suite again with the handlers, the local server and the tools connected through
 # PgBouncer in transaction mode (5 server connections), as RDS Proxy stands in front of Aurora.
-test-pooled: $(VENV)/.installed awscli pgbouncer chromium
+test-pooled: $(VENV)/.installed awscli pgbouncer chromium mosquitto
 	JOBS_TEST_POOLED=1 $(PY) -m pytest
 
 # $(call apt_install,CHECK,PACKAGES): Debian packages a test needs, installed with apt-get (as
@@ -45,6 +47,11 @@ chromium:
 # Debian's PgBouncer, which the tests start on ports of their own.
 pgbouncer:
 	$(call apt_install,test -x /usr/sbin/pgbouncer,pgbouncer)
+
+# Debian's Mosquitto (and its clients), the broker people run, which the tests start on ports of
+# their own besides the embedded one.
+mosquitto:
+	$(call apt_install,test -x /usr/sbin/mosquitto && test -x /usr/bin/mosquitto_sub,mosquitto mosquitto-clients)
 
 # The AWS CLI, in a venv of its own, and .local/aws-config: the plugin that sends this service's
 # credentials (tools/awscli_jobs_plugin.py). The tests drive two of its commands.

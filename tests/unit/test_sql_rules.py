@@ -21,7 +21,7 @@ from jobs_core.store.migrate import FUNCTIONS, MIGRATIONS
 STATUSES = {str(s) for s in ExecutionStatus} | {str(s) for s in JobStatus}
 # Upper-case literals that are not statuses: the ways a rollout ends (stop_action, end_behavior),
 # how a job's targets are selected, and the time zone the device functions set.
-NAMES = STATUSES | set(get_args(EndBehavior)) | set(get_args(TargetSelection)) | {"UTC"}
+NAMES = STATUSES | set(get_args(EndBehavior)) | set(get_args(TargetSelection)) | {"UTC", "INSERT", "UPDATE"}  # TG_OP
 CONNECTED = {
     "job_executions": {(str(t.source), str(t.target)) for t in TRANSITIONS},
     "jobs": {(str(t.source), str(t.target)) for t in JOB_TRANSITIONS},
