@@ -67,6 +67,7 @@ class MqttPublisher:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
+        self.url = url
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
             raise ValueError(f"MQTT_URL must be mqtt://host:port, not {url!r}")

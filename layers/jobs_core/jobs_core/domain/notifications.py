@@ -153,8 +153,8 @@ def wake() -> None:
         function = settings().push_function_name
         if function:
             _lambda().invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps({"wake": True}))
-    except Exception:  # the schedule's drain publishes what this wake would have
-        logger.warning("could not wake the push drain; the schedule will", exc_info=True)
+    except Exception as exc:  # the schedule's drain publishes what this wake would have
+        logger.warning("could not wake the push drain; the schedule will", extra={"error": type(exc).__name__})
 
 
 def _lambda() -> Any:

@@ -7,7 +7,11 @@
 -- head of its device's queue (its next execution, or its lists) may have changed. Run as the
 -- statement's role: the runtime writes rows of the tenant it is scoped to, the sweeper any.
 CREATE OR REPLACE FUNCTION push_executions_changed() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- An UPDATE of 100,000 executions (a cancel, a sweep) pairs 100,000 old rows with their new ones:
+-- a hash join in memory, not two sorts, and no JIT compilation to pay for it first.
+SET work_mem = '64MB' SET jit = off SET enable_mergejoin = off
+AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO push_outbox (tenant_id, device_id)
