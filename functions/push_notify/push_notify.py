@@ -25,9 +25,7 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return {"published": 0, "push": "off"}
     until = time.monotonic() + max(0, context.get_remaining_time_in_millis() - SPARE_MS) / 1000
     try:
-        done = notifications.drain(
-            database(), lambda notices: notify.publish_notices(publisher, notices), until=until
-        )
+        done = notifications.drain(database(), lambda notices: notify.publish_notices(publisher, notices), until=until)
     except notify.PublishFailed as exc:
         logger.warning("push: the broker did not take a batch; it stays in the outbox", extra={"error": str(exc)})
         return {"published": 0, "failed": True}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobs_core.settings import Settings
 from jobs_local import openapi, template
 from jobs_local.devdb import ROOT
 
@@ -103,3 +104,97 @@ def test_the_proxy_pins_nothing_and_an_alarm_says_if_it_does() -> None:
     ]
     assert len(pinned) == 1 and pinned[0]["Threshold"] == 0
     assert pinned[0]["Dimensions"] == [{"Name": "ProxyName", "Value": "JobsDbProxy"}]  # a Ref, as loaded
+
+
+# Every function whose calls may commit work that is due for a device (and so wake the push drain).
+WAKERS = {
+    "DeviceStartNextFunction",
+    "DeviceUpdateExecutionFunction",
+    "AwsJobsDataFunction",
+    "OperatorCreateJobFunction",
+    "OperatorCancelJobFunction",
+    "OperatorCancelExecutionFunction",
+    "OperatorAddGroupMemberFunction",
+    "OperatorAddGroupMembersFunction",
+    "OperatorRemoveGroupMemberFunction",
+    "OperatorRegisterDeviceFunction",
+    "OperatorImportDevicesFunction",
+    "AwsIotFunction",
+    "SweepExpiredFunction",
+}
+PUSH_FUNCTION_NAME = "${AWS::StackName}-push-notify"  # a !Sub, as loaded
+
+
+def test_the_push_drain_runs_every_minute_under_a_fixed_name_and_publishes_under_its_prefix_only() -> None:
+    loaded = template.load()
+    push = template.functions()["PushNotifyFunction"]
+    props = push["Properties"]
+    assert props["FunctionName"] == PUSH_FUNCTION_NAME and props["Handler"] == "push_notify.lambda_handler"
+    assert push["DependsOn"] == "DatabaseSchema" and "VpcConfig" not in props  # the Globals' VPC, as the others
+    assert props["Events"]["EveryMinute"] == {
+        "Type": "ScheduleV2",
+        "Properties": {"ScheduleExpression": "rate(1 minute)"},
+    }
+    assert 1 <= props["ReservedConcurrentExecutions"] <= 8 and props["Timeout"] == 60
+    statements = [s for p in props["Policies"] if isinstance(p, dict) and "Statement" in p for s in p["Statement"]]
+    assert statements == [
+        {
+            "Effect": "Allow",
+            "Action": "iot:Publish",
+            "Resource": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:topic/${PushTopicPrefix}/*",
+        }
+    ]
+    env = loaded["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["IOT_DATA_ENDPOINT"] == "IotDataEndpoint" and env["PUSH_TOPIC_PREFIX"] == "PushTopicPrefix"
+    assert env["PUSH_FUNCTION_NAME"] == ["PushOn", PUSH_FUNCTION_NAME, ""]  # no wakes when push is off
+    assert loaded["Conditions"]["PushOn"] == [["IotDataEndpoint", ""]]  # !Not [!Equals [!Ref ..., ""]], as loaded
+    parameters = loaded["Parameters"]
+    assert parameters["IotDataEndpoint"]["Default"] == ""
+    prefix = Settings.model_json_schema()["properties"]["push_topic_prefix"]
+    assert parameters["PushTopicPrefix"]["AllowedPattern"] == prefix["pattern"]  # what the settings accept
+    assert parameters["PushTopicPrefix"]["Default"] == prefix["default"]
+
+
+def test_every_function_that_may_wake_the_drain_may_invoke_it_and_no_other() -> None:
+    functions = template.functions()
+    assert set(functions) >= WAKERS  # each name is a function of the template
+    policy = resources("AWS::IAM::ManagedPolicy")["WakePushPolicy"]["Properties"]["PolicyDocument"]
+    assert policy["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + PUSH_FUNCTION_NAME,
+        }
+    ]
+    may_wake = {name for name, function in functions.items() if "WakePushPolicy" in function["Properties"]["Policies"]}
+    assert may_wake == WAKERS
+    for name, function in functions.items():  # no other way to invoke a function
+        assert "lambda:InvokeFunction" not in str(function["Properties"]["Policies"]), name
+
+
+def test_iot_core_asks_the_authorizer_function_and_only_iot_core_may() -> None:
+    function = template.functions()["IotAuthorizerFunction"]
+    props = function["Properties"]
+    assert props["Handler"] == "iot_authorizer.lambda_handler" and props["CodeUri"] == "functions/iot_authorizer"
+    assert function["DependsOn"] == "DatabaseSchema" and "VpcConfig" not in props and "Events" not in props
+    assert props["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "true"  # on every device's CONNECT
+    (authorizer_id, authorizer) = resources("AWS::IoT::Authorizer").popitem()
+    assert authorizer["Condition"] == "PushOn"
+    assert authorizer["Properties"] == {
+        "AuthorizerName": "${AWS::StackName}-devices",
+        "AuthorizerFunctionArn": "IotAuthorizerFunction.Arn",
+        "SigningDisabled": True,
+        "Status": "ACTIVE",
+        "EnableCachingForHttp": False,
+    }
+    (permission,) = resources("AWS::Lambda::Permission").values()
+    assert permission["Condition"] == "PushOn"
+    assert permission["Properties"] == {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": "IotAuthorizerFunction.Arn",
+        "Principal": "iot.amazonaws.com",
+        "SourceAccount": "AWS::AccountId",
+        "SourceArn": f"{authorizer_id}.Arn",
+    }
+    output = template.load()["Outputs"]["DeviceAuthorizerName"]
+    assert output["Condition"] == "PushOn" and output["Value"] == authorizer_id

@@ -23,6 +23,7 @@ from psycopg import sql
 from psycopg.rows import DictRow
 from pydantic import BaseModel, Field
 
+from jobs_core.domain import notifications
 from jobs_core.domain.rollouts import TickResult, tick_batch
 from jobs_core.domain.statemachine import Actor, ExecutionStatus, retry_sources, retry_target, sources
 from jobs_core.observability import logger
@@ -162,6 +163,8 @@ def sweep(
     except _Busy:
         result.skipped = True
     result.failed = len(failed)
+    if result.timed_out or result.retried or result.released or result.stopped or result.started:
+        notifications.wake()  # devices whose queue changed: tell them now, not at the push schedule
     return result
 
 
