@@ -28,6 +28,7 @@ from bench.figures import (
     listing,
     pg_cpu,
     pooled_load,
+    push,
     rollout,
     round_trips,
     seed,
@@ -61,6 +62,7 @@ FIGURES = [
     pooled_load,
     fleet,
     targets,
+    push,
 ]
 
 

@@ -9,23 +9,49 @@ added by a client event hook (the only difference). The loop: after a (re)boot, 
 to resume what was in progress; start the next pending execution; run it step by step, each
 update with the expectedVersion last seen and a step timeout; finish with SUCCEEDED or FAILED
 (REJECTED for an unknown operation). A FAILED attempt the job retries is started again.
+
+When nothing is pending it waits, then starts the next again. Told of new work as AWS's guide has
+a device told, on its notify-next topic (`make run` embeds an MQTT broker on port 1884):
+
+    .venv/bin/python examples/aws_device_agent.py --endpoint http://127.0.0.1:3000 --thing sensor-1 \
+        --token TOKEN --mqtt mqtt://127.0.0.1:1884 --tenant acme
+
+it connects as the thing (username: its name; password: its provision token), subscribes (QoS 1,
+a persistent session) to iotjobs/{tenant}/things/{thing}/jobs/notify-next (AWS's
+$aws/things/{thing}/jobs/notify-next), works off what is pending, and starts the next as soon as
+a notice names a queued execution, or after a reconnect (a notice may have come while it was
+away); it polls only as a safety net (--safety-poll, +-20%). Without --mqtt, while the broker
+cannot be reached (one line on stderr; paho keeps trying), or when it refuses the thing (one
+line; push is off), it polls every --interval seconds (+-20%; AWS's API carries no poll hint).
+paho-mqtt is imported only with --mqtt. --once works through what is pending, then exits,
+without push.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore
 from botocore.config import Config
 
 STEP_TIMEOUT_MINUTES = 10
+CONNECT_WAIT_S = 10.0  # for the broker's first answer, before polling instead
 Step = Callable[[dict[str, Any]], None]
+_jitter = random.SystemRandom()
+
+
+def jittered(seconds: float) -> float:
+    """seconds +-20%, so a fleet started together does not poll together."""
+    return seconds * _jitter.uniform(0.8, 1.2)
 
 
 def jobs_client(endpoint: str, token: str, region: str = "us-east-1") -> Any:
@@ -91,24 +117,137 @@ def run(jobs: Any, thing: str, execution: dict[str, Any]) -> str:
     return "RETRIED" if final["status"] == "QUEUED" else outcome
 
 
-def loop(jobs: Any, thing: str, once: bool, log: Callable[[str], None] = print) -> int:
-    """Work until nothing is pending (--once), else poll every few seconds. Returns the executions run."""
+class NotifyNext:
+    """The device's notify-next topic, over MQTT (paho-mqtt, imported here only): `due` is set when
+    a notice names a queued execution, when a subscription is (re)made (a notice may have come
+    while away) and when the connection is lost (the wait changes to polling). paho's loop reconnects;
+    `refused` says why the broker will not have this device (push is off for good)."""
+
+    def __init__(self, url: str, topic: str, device: str, token: str) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+            raise ValueError(f"--mqtt must be mqtt://host:port, not {url!r}")
+        self.url, self.topic = url, topic
+        self.due = threading.Event()
+        self.live = threading.Event()  # subscribed: notices arrive
+        self.answered = threading.Event()  # the first connection attempt's outcome is known
+        self.refused: str | None = None
+        tenant = topic.split("/")[1]  # {prefix}/{tenant}/things/{device}/jobs/notify-next
+        self._client = mqtt.Client(  # the client id AWS IoT Core's authorizer requires: device@tenant
+            CallbackAPIVersion.VERSION2, client_id=f"{device}@{tenant}", protocol=mqtt.MQTTv311, clean_session=False
+        )
+        self._client.username_pw_set(device, token)
+        self._client.on_connect = self._connected
+        self._client.on_connect_fail = lambda client, userdata: self.answered.set()
+        self._client.on_subscribe = self._subscribed
+        self._client.on_message = self._message
+        self._client.on_disconnect = self._disconnected
+        self._client.connect_async(parts.hostname, parts.port or 1883, keepalive=60)
+        self._client.loop_start()
+
+    def _connected(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason == "Server unavailable":  # for now (its database, say): paho tries again
+            self.answered.set()
+        elif reason.is_failure:  # not authorized, a bad password: not this device, for good
+            self._refuse(f"the broker refused the connection ({reason})")
+        else:
+            client.subscribe(self.topic, qos=1)
+
+    def _subscribed(self, client: Any, userdata: Any, mid: int, reasons: list[Any], properties: Any) -> None:
+        if any(reason.is_failure for reason in reasons):
+            self._refuse(f"the broker refused the subscription to {self.topic}")
+        else:
+            self.live.set()
+            self.due.set()
+            self.answered.set()
+
+    def _message(self, client: Any, userdata: Any, message: Any) -> None:
+        try:
+            notice = json.loads(message.payload)
+        except ValueError:
+            return
+        # {"timestamp"} alone: nothing to do; an IN_PROGRESS execution: this agent's own claim (only
+        # the device claims), run already; a QUEUED one: work to start
+        execution = notice.get("execution") if isinstance(notice, dict) else None
+        if isinstance(execution, dict) and execution.get("status") == "QUEUED":
+            self.due.set()
+
+    def _disconnected(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if self.live.is_set():
+            self.live.clear()
+            self.due.set()
+
+    def _refuse(self, why: str) -> None:
+        self.refused = why
+        self._client.disconnect()  # and no reconnecting: the loop ends
+        self.live.clear()
+        self.due.set()
+        self.answered.set()
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def subscribe(url: str, topic: str, thing: str, token: str) -> NotifyNext | None:
+    """Push, as --mqtt asks: subscribed, or still trying (paho reconnects) while the agent polls;
+    None when the broker refused the thing (said on stderr)."""
+    push = NotifyNext(url, topic, thing, token)
+    push.answered.wait(CONNECT_WAIT_S)
+    if push.refused is None and not push.live.is_set():
+        print(f"cannot reach the MQTT broker at {url}; polling until it answers", file=sys.stderr, flush=True)
+    return still_on(push)
+
+
+def still_on(push: NotifyNext | None) -> NotifyNext | None:
+    """The push, or None once the broker refused it (said on stderr)."""
+    if push is None or push.refused is None:
+        return push
+    push.close()
+    print(f"push is off: {push.refused}; polling instead", file=sys.stderr, flush=True)
+    return None
+
+
+def loop(
+    jobs: Any,
+    thing: str,
+    once: bool,
+    log: Callable[[str], None] = print,
+    push: NotifyNext | None = None,
+    interval: float = 300.0,
+    safety_poll: float = 3600.0,
+) -> int:
+    """Work until nothing is pending (once), else wait for notify-next (push) or a poll, and again.
+    Returns the executions run."""
     resumed = jobs.describe_job_execution(thingName=thing, jobId="$next").get("execution")
     if resumed is not None and resumed["status"] == "IN_PROGRESS":
         log(f"resuming {resumed['jobId']} after a reboot")
     done = 0
     while True:
-        execution = jobs.start_next_pending_job_execution(
+        if push is not None:
+            push.due.clear()  # this pass starts whatever a notice until now could name
+        while execution := jobs.start_next_pending_job_execution(
             thingName=thing, stepTimeoutInMinutes=STEP_TIMEOUT_MINUTES
-        ).get("execution")
-        if execution is None:
-            if once:
-                return done
-            time.sleep(5)
-            continue
-        outcome = run(jobs, thing, execution)
-        done += 1
-        log(f"{execution['jobId']} attempt {execution['executionNumber']}: {outcome}")
+        ).get("execution"):
+            outcome = run(jobs, thing, execution)
+            done += 1
+            log(f"{execution['jobId']} attempt {execution['executionNumber']}: {outcome}")
+        if once:
+            return done
+        push = still_on(push)
+        live = push is not None and push.live.is_set()
+        delay = jittered(safety_poll if live else interval)
+        said = (
+            f"waiting for notify-next (a safety poll in {delay:.0f} s)" if live else f"waiting: a poll in {delay:.0f} s"
+        )
+        print(said, file=sys.stderr, flush=True)
+        if push is not None:
+            push.due.wait(delay)  # a notice, a (re)connection, a lost connection, or the time
+        else:
+            time.sleep(delay)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,12 +256,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--thing", required=True, help="this device's id (its thing name)")
     parser.add_argument("--token", required=True, help="this device's provision token")
     parser.add_argument("--once", action="store_true", help="stop when nothing is pending")
+    parser.add_argument("--interval", type=float, default=300.0, help="seconds between polls (+-20%%) without push")
+    parser.add_argument("--mqtt", metavar="mqtt://HOST:PORT", help="wait for notify-next on this MQTT broker")
+    parser.add_argument("--tenant", help="this thing's tenant (its topic's), with --mqtt")
+    parser.add_argument("--topic-prefix", default="iotjobs", help="the service's PUSH_TOPIC_PREFIX")
+    parser.add_argument(
+        "--safety-poll", type=float, default=3600.0, help="seconds between polls (+-20%%) while push is up"
+    )
     args = parser.parse_args(argv)
+    if args.mqtt and not args.tenant:
+        parser.error(f"--mqtt needs --tenant (the topic is {args.topic_prefix}/TENANT/things/THING/...)")
+    if args.mqtt and (urlsplit(args.mqtt).scheme not in ("mqtt", "tcp") or not urlsplit(args.mqtt).hostname):
+        parser.error(f"--mqtt must be mqtt://host:port, not {args.mqtt!r}")
+    jobs = jobs_client(args.endpoint, args.token)
+    push = None
+    if args.mqtt and not args.once:
+        topic = f"{args.topic_prefix}/{args.tenant}/things/{args.thing}/jobs/notify-next"
+        push = subscribe(args.mqtt, topic, args.thing, args.token)
     try:
-        loop(jobs_client(args.endpoint, args.token), args.thing, args.once)
+        loop(jobs, args.thing, args.once, push=push, interval=args.interval, safety_poll=args.safety_poll)
     except botocore.exceptions.ClientError as error:
         print(f"{error.response['Error']['Code']}: {error.response['Error']['Message']}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if push is not None:
+            push.close()
     return 0
 
 

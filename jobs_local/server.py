@@ -1,7 +1,10 @@
-"""The local stand-in for API Gateway and EventBridge Scheduler: serves the routes of
-template.yaml by invoking the same handlers with API Gateway HTTP API (payload 2.0) events,
-checks operator JWTs the way the JWT authorizer would, serves /openapi.json, and invokes the
-scheduled functions (the sweep) on the template's schedule.
+"""The local stand-in for API Gateway, EventBridge Scheduler and AWS IoT Core: serves the routes
+of template.yaml by invoking the same handlers with API Gateway HTTP API (payload 2.0) events,
+checks operator JWTs the way the JWT authorizer would, serves /openapi.json, invokes the
+scheduled functions (the sweep, the push drain) on the template's schedule, and pushes: an
+embedded MQTT broker on MQTT_PORT (default 1884) that checks provision tokens as IoT Core's
+custom authorizer does, unless MQTT_URL names another broker, and the push drain woken after
+every commit that made work due (as the functions invoke it in the cloud).
 
     python -m jobs_local.server [--port 3000] [--log .local/server.log]
 
@@ -9,7 +12,8 @@ It prints one line (where the API is, how to get a token); everything else, the 
 database's output included, goes to the log file.
 
 Starts the embedded PostgreSQL when DATABASE_URL is unset and applies pending migrations first.
-Invocations run one at a time, as in a single Lambda container.
+Invocations run one at a time, as in a single Lambda container. Stopping it in any way (Ctrl-C,
+kill, its parent `make run` killed) stops everything it started.
 """
 
 from __future__ import annotations
@@ -19,20 +23,26 @@ import errno
 import json
 import logging
 import os
+import secrets
+import signal
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 import jwt
 import psycopg
 
 from jobs_local import devdb, devjwt, openapi, template
+from jobs_local.broker import EmbeddedBroker
 from jobs_local.invoke import Request, api_gateway_event
 from jobs_local.lambda_context import LocalContext
+
+if TYPE_CHECKING:
+    from jobs_core.aws.notify import Publisher
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 log = logging.getLogger("jobs_local.server")
@@ -160,6 +170,95 @@ class Schedule(threading.Thread):
                     log.exception("%s failed", job.function)
 
 
+class PushDrain(threading.Thread):
+    """The push function's container, woken after every commit that made work due (as the functions
+    invoke it asynchronously in the cloud): drains the outbox with a connection and a publisher of
+    its own, beside the API's invocations. The schedule's run of the push function is the safety
+    net here as there."""
+
+    def __init__(self, database_url: str, publisher: Publisher | None = None) -> None:
+        super().__init__(daemon=True, name="push")
+        from jobs_core.store.db import Database
+
+        self.db = Database(lambda refresh: database_url)
+        self.publisher = publisher  # None: the one the settings name
+        self.due = threading.Event()
+        self.stopped = threading.Event()
+        self.published = 0
+
+    def wake(self) -> None:
+        self.due.set()
+
+    def run(self) -> None:
+        from jobs_core.aws import notify
+        from jobs_core.domain import notifications
+        from jobs_core.settings import settings
+
+        publisher = self.publisher or notify.publisher_from(settings())
+        if publisher is None:
+            return
+        while not self.stopped.is_set():
+            self.due.wait(5.0)
+            self.due.clear()
+            if self.stopped.is_set():
+                break
+            try:
+                self.published += notifications.drain(
+                    self.db, lambda notices: notify.publish_notices(publisher, notices)
+                )
+            except Exception:  # a broker away, the database restarting: the next wake or the schedule
+                log.warning("push drain failed; it runs again at the next wake", exc_info=True)
+        publisher.close()
+        self.db.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.due.set()
+        self.join(10)
+
+
+def start_push(database_url: str, mqtt_port: int) -> tuple[EmbeddedBroker | None, PushDrain]:
+    """The embedded broker (unless MQTT_URL names one) and the drain; the settings the handlers
+    read then name the broker and the service's credentials on it."""
+    from jobs_core.domain import notifications
+    from jobs_core.settings import settings
+    from jobs_core.store.db import Database
+
+    broker = None
+    if not os.environ.get("MQTT_URL"):
+        password = secrets.token_urlsafe(24)
+        identity_db = Database(lambda refresh: database_url)
+        identity_lock = threading.Lock()  # one connection: the broker asks from several threads
+
+        def identify(token: str | None) -> notifications.Device | None:
+            with identity_lock:
+                return notifications.identify(identity_db, token)
+
+        broker = EmbeddedBroker(
+            port=mqtt_port, identify=identify, service_username="iot-jobs", service_password=password
+        )
+        broker.start()
+        os.environ.update({"MQTT_URL": broker.url, "MQTT_USERNAME": "iot-jobs", "MQTT_PASSWORD": password})
+    settings.cache_clear()
+    drain = PushDrain(database_url)
+    drain.start()
+    notifications.set_waker(drain.wake)
+    return broker, drain
+
+
+def stop_with_parent() -> None:
+    """`make run` killed (SIGTERM, SIGKILL) leaves its child running, reparented: exit as a SIGTERM
+    does (through atexit: the embedded database stops) when the parent changes."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def quiet(log_path: Path) -> TextIO:
     """From here on, everything this process and its children write to stdout and stderr goes to
     the log file; returns a stream to the terminal, for the one line it should show."""
@@ -177,8 +276,10 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--log", type=Path, default=devdb.ROOT / ".local" / "server.log")
+    parser.add_argument("--mqtt-port", type=int, default=int(os.environ.get("MQTT_PORT", "1884")))
     args = parser.parse_args()
     devdb.exit_on_signals()  # SIGTERM and SIGHUP exit as Ctrl-C does: the embedded database stops with us
+    stop_with_parent()
     terminal = quiet(args.log)
 
     from jobs_core.store.migrate import migrate
@@ -201,15 +302,31 @@ def main() -> int:
         print(f"error: the database: {type(exc).__name__} (details in {args.log})", file=terminal)
         log.exception("could not start")
         return 1
+    try:
+        broker, drain = start_push(url, args.mqtt_port)
+    except OSError as exc:
+        server.server_close()
+        if exc.errno == errno.EADDRINUSE:
+            print(
+                f"error: MQTT port {args.mqtt_port} is in use; try MQTT_PORT={args.mqtt_port + 1} make run"
+                " (or MQTT_URL=mqtt://host:port to use a broker you run)",
+                file=terminal,
+            )
+        else:
+            print(f"error: the MQTT broker: {exc.strerror or exc} (details in {args.log})", file=terminal)
+        log.exception("could not start the MQTT broker")
+        return 1
     schedule = Schedule(api)
     schedule.start()
     base = f"http://{args.host}:{server.server_address[1]}"
+    mqtt = os.environ["MQTT_URL"] + ("" if broker is not None else " (MQTT_URL)")
     print(
-        f"IoT Jobs on {base} (OpenAPI at {base}/openapi.json); the sweep runs every minute; log: {args.log}\n"
+        f"IoT Jobs on {base} (OpenAPI at {base}/openapi.json); push over MQTT on {mqtt};"
+        f" the sweep runs every minute; log: {args.log}\n"
         "  an operator token: .venv/bin/python tools/jobsctl.py token TENANT",
         file=terminal,
     )
-    log.info("serving on %s", base)
+    log.info("serving on %s, MQTT on %s", base, mqtt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -217,6 +334,9 @@ def main() -> int:
     finally:
         schedule.stopped.set()
         server.server_close()
+        drain.stop()
+        if broker is not None:
+            broker.stop()
     return 0
 
 

@@ -94,7 +94,7 @@ def test_a_busy_port_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         done = subprocess.run(
             [sys.executable, "-m", "jobs_local.server", "--port", str(port), "--log", str(tmp_path / "log")],
-            env=env,
+            env={**env, "MQTT_PORT": str(free_port())},
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -118,7 +118,10 @@ def postgres_running(pgdata: Path) -> bool:
 def embedded(tmp_path: Path) -> Iterator[dict[str, str]]:
     """The environment of a user without DATABASE_URL, with an embedded database of this test's own."""
     pgdata = tmp_path / "pgdata"
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"JOBS_LOCAL_PGDATA": str(pgdata)}
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {
+        "JOBS_LOCAL_PGDATA": str(pgdata),
+        "MQTT_PORT": str(free_port()),
+    }
     yield env
     subprocess.run([sys.executable, "-c", "from jobs_local import devdb; devdb.database_url()"], env=env, timeout=60)
     assert not postgres_running(pgdata)
@@ -248,3 +251,61 @@ def test_jobsctl_sweep_now_releases_a_paced_rollout(env: dict[str, str], tenant:
         ).fetchone()
     assert queued == {"n": 10}  # 5 at once, 5 a minute later
     db.close()
+
+
+def test_a_busy_mqtt_port_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        mqtt_port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "jobs_local.server", "--port", str(free_port()), "--log", str(tmp_path / "log")],
+            env={**env, "MQTT_PORT": str(mqtt_port)},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stdout.strip().splitlines() == [
+        f"error: MQTT port {mqtt_port} is in use; try MQTT_PORT={mqtt_port + 1} make run"
+        " (or MQTT_URL=mqtt://host:port to use a broker you run)"
+    ]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killing_make_run_stops_every_part_it_started(embedded: dict[str, str], tmp_path: Path, signum: int) -> None:
+    """`make run`'s own process killed: the server, its MQTT broker and the embedded database stop."""
+    pgdata = Path(embedded["JOBS_LOCAL_PGDATA"])
+    port, mqtt_port = free_port(), int(embedded["MQTT_PORT"])
+    terminal = tmp_path / "terminal"
+    with terminal.open("w") as out:
+        make = subprocess.Popen(
+            ["make", "--no-print-directory", "run"],
+            env={**embedded, "PORT": str(port)},
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 90
+    while "IoT Jobs on" not in terminal.read_text():
+        assert make.poll() is None and time.monotonic() < deadline, terminal.read_text()[-3000:]
+        time.sleep(0.2)
+    assert f"push over MQTT on mqtt://127.0.0.1:{mqtt_port}" in terminal.read_text()
+    assert listening(port) and listening(mqtt_port) and postgres_running(pgdata)
+    servers = psutil.Process(make.pid).children(recursive=True)
+    assert servers
+
+    make.send_signal(signum)
+    make.wait(30)
+
+    _, alive = psutil.wait_procs(servers, timeout=30)
+    assert not alive, [p.cmdline() for p in alive]
+    assert not listening(port) and not listening(mqtt_port)
+    assert not postgres_running(pgdata)

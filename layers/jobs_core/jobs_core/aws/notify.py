@@ -132,7 +132,9 @@ def publisher_from(config: Settings) -> Publisher | None:
 
 
 def publish_notices(publisher: Publisher, notices: Iterable[Notice]) -> None:
-    publisher.publish([message for notice in notices for message in messages(notice)])
+    """Every device's notify-next first, then the lists: what a device acts on arrives soonest."""
+    pairs = [messages(notice) for notice in notices]
+    publisher.publish([pair[0] for pair in pairs] + [pair[1] for pair in pairs])
 
 
 _publisher: Publisher | None = None
