@@ -220,6 +220,7 @@ class PushDrain(threading.Thread):
 def start_push(database_url: str, mqtt_port: int) -> tuple[EmbeddedBroker | None, PushDrain]:
     """The embedded broker (unless MQTT_URL names one) and the drain; the settings the handlers
     read then name the broker and the service's credentials on it."""
+    from jobs_core.aws import notify
     from jobs_core.domain import notifications
     from jobs_core.settings import settings
     from jobs_core.store.db import Database
@@ -239,8 +240,11 @@ def start_push(database_url: str, mqtt_port: int) -> tuple[EmbeddedBroker | None
         )
         broker.start()
         os.environ.update({"MQTT_URL": broker.url, "MQTT_USERNAME": "iot-jobs", "MQTT_PASSWORD": password})
+        # The service publishes in the broker's process, as no client: a client here would share
+        # the process's file descriptors with every device's connection, past what select() takes.
+        notify.use_publisher(broker)
     settings.cache_clear()
-    drain = PushDrain(database_url)
+    drain = PushDrain(database_url, broker)
     drain.start()
     notifications.set_waker(drain.wake)
     return broker, drain

@@ -20,7 +20,7 @@ from jobs_core.aws import notify
 from jobs_core.domain import credentials, notifications
 from jobs_core.domain.notifications import Device
 from jobs_core.store.db import Database
-from jobs_local import broker as embedded
+from jobs_local import amqtt_broker as embedded
 from jobs_local.broker import EmbeddedBroker
 from jobs_local.pooler import free_port
 from tests.factories import CreateJob, Register
@@ -142,6 +142,30 @@ def test_a_device_with_its_token_gets_its_notify_next_from_the_push_drain(
     finally:
         device.close()
         publisher.close()
+
+
+def test_the_service_publishes_in_the_broker_s_process_as_make_run_does(
+    db: Database, broker: EmbeddedBroker, tenant: str, register: Register, create_job: CreateJob
+) -> None:
+    """No client connection: the drain hands its batch to the broker, which delivers it at QoS 1
+    to the device's subscription (and to nobody else's)."""
+    tokens = register(tenant, 2)
+    device, other = Client(broker, "dev-0000", tokens["dev-0000"]), Client(broker, "dev-0001", tokens["dev-0001"])
+    try:
+        assert device.subscribe(root(tenant, "dev-0000") + "/#") == [1]
+        assert other.subscribe(root(tenant, "dev-0001") + "/#") == [1]
+        notifications.drain(db, lambda notices: None)  # what came before
+        create_job(tenant, job_id="fw", target_device_id="dev-0000")
+        notifications.drain(db, lambda notices: notify.publish_notices(broker, notices))
+        topics = [(topic, qos) for topic, _, qos in device.wait_for(2)]
+        assert topics == [(root(tenant, "dev-0000") + "/notify-next", 1), (root(tenant, "dev-0000") + "/notify", 1)]
+        assert other.messages == []
+    finally:
+        device.close()
+        other.close()
+    broker.stop()
+    with pytest.raises(notify.PublishFailed):
+        broker.publish([(root(tenant, "dev-0000") + "/notify", b"{}")])
 
 
 @pytest.mark.parametrize("case", ["wrong token", "revoked token", "another device's token", "no password", "none"])

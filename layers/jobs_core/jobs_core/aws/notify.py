@@ -140,6 +140,14 @@ def publish_notices(publisher: Publisher, notices: Iterable[Notice]) -> None:
 _publisher: Publisher | None = None
 
 
+def use_publisher(replacement: Publisher | None) -> Publisher | None:
+    """Replace the container's publisher (None: from the settings on next use), for the local
+    server, whose broker takes the service's messages in its own process; returns the previous."""
+    global _publisher
+    previous, _publisher = _publisher, replacement
+    return previous
+
+
 def publisher() -> Publisher | None:
     """The container's publisher, created on first use."""
     global _publisher
