@@ -73,7 +73,10 @@ class EmbeddedBroker:
         loop, broker = self._loop, self._broker
         if loop is None or broker is None:
             raise PublishFailed("the embedded MQTT broker is not running")
-        asyncio.run_coroutine_threadsafe(queue_messages(broker, batch), loop).result(PUBLISH_TIMEOUT_S)
+        try:
+            asyncio.run_coroutine_threadsafe(queue_messages(broker, batch), loop).result(PUBLISH_TIMEOUT_S)
+        except (TimeoutError, RuntimeError) as exc:  # stopping, or its loop stuck
+            raise PublishFailed(f"the embedded MQTT broker did not take the batch: {type(exc).__name__}") from exc
 
     def close(self) -> None:
         """A publisher's close: the broker itself stops with stop()."""

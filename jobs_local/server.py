@@ -28,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -149,9 +150,10 @@ class Schedule(threading.Thread):
     """EventBridge Scheduler's part: invoke each scheduled function with its event file, on the
     template's rate, one invocation at a time with the routes (as in one container)."""
 
-    def __init__(self, api: LocalApi) -> None:
+    def __init__(self, api: LocalApi, wake_push: Callable[[], None]) -> None:
         super().__init__(daemon=True, name="schedule")
         self.api = api
+        self.wake_push = wake_push
         self.stopped = threading.Event()
         self.jobs = [(job, job.lambda_handler(), job.event()) for job in template.schedules()]
 
@@ -162,6 +164,9 @@ class Schedule(threading.Thread):
                 if time.monotonic() < due[job.function]:
                     continue
                 due[job.function] = time.monotonic() + job.every_s
+                if job.module == "push_notify":  # the push function's own container: the drain thread
+                    self.wake_push()
+                    continue
                 try:
                     with self.api.lock:
                         result = handler(event, LocalContext(function_name=job.function))
@@ -320,7 +325,7 @@ def main() -> int:
             print(f"error: the MQTT broker: {exc.strerror or exc} (details in {args.log})", file=terminal)
         log.exception("could not start the MQTT broker")
         return 1
-    schedule = Schedule(api)
+    schedule = Schedule(api, drain.wake)
     schedule.start()
     base = f"http://{args.host}:{server.server_address[1]}"
     mqtt = os.environ["MQTT_URL"] + ("" if broker is not None else " (MQTT_URL)")

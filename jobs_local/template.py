@@ -146,6 +146,10 @@ class Scheduled:
     def lambda_handler(self) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         return _handler(self.handler)
 
+    @property
+    def module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
     def event(self) -> dict[str, Any]:
         loaded: dict[str, Any] = json.loads((ROOT / "events" / f"{self.handler.rsplit('.', 1)[0]}.json").read_text())
         return loaded

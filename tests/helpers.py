@@ -43,3 +43,10 @@ def device_put(job_id: str, token: str, **kwargs: Any) -> tuple[int, Any]:
 def operator_claims(tenant_id: str | None, sub: str = "alice") -> dict[str, str]:
     """The claims the JWT authorizer would put in the request context (minted and verified for real)."""
     return devjwt.verify(devjwt.mint(tenant_id, sub))
+
+
+def hintless(body: Any) -> Any:
+    """A pending or start-next answer without its next-poll hint (jittered: no two are alike)."""
+    if isinstance(body, dict):
+        assert isinstance(body.pop("next_poll_in_seconds", 1), int)
+    return body

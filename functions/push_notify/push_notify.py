@@ -21,9 +21,9 @@ SPARE_MS = 10_000  # of the invocation's time, left for the batch in flight to f
 @metrics.log_metrics
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     publisher = notify.publisher()
-    if publisher is None:
-        return {"published": 0, "push": "off"}
     until = time.monotonic() + max(0, context.get_remaining_time_in_millis() - SPARE_MS) / 1000
+    if publisher is None:  # push is off: what the outbox holds is dropped, not kept for ever
+        return {"published": 0, "dropped": notifications.drain(database(), lambda notices: None, until=until)}
     try:
         done = notifications.drain(database(), lambda notices: notify.publish_notices(publisher, notices), until=until)
     except notify.PublishFailed as exc:

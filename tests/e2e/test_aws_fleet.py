@@ -14,6 +14,7 @@ import pytest
 
 from jobs_local import devjwt
 from tests.e2e.test_aws_api import ARN, control_plane, data_plane, document, raises
+from tests.helpers import hintless
 
 THING_ARN = "arn:aws:iot:us-east-1:000000000000:thing"
 GROUP_ARN = "arn:aws:iot:us-east-1:000000000000:thinggroup"
@@ -74,7 +75,7 @@ def test_create_thing_is_idempotent_and_the_thing_has_no_token_until_one_is_issu
     status, issued = native(base_url, tenant, "POST", "/customer/devices/t-1/token")
     assert status == 201 and issued["token"]
     status, pending = native(base_url, tenant, "GET", "/device/v1/jobs/pending", token=issued["token"])
-    assert (status, pending) == (200, {"jobs": []})
+    assert (status, hintless(pending)) == (200, {"jobs": []})
     # a job for it reaches it through either door
     client.create_job(jobId="t-1-job", targets=[f"{ARN}:thing/t-1"], document=document("1"))
     jobs = data_plane(base_url, issued["token"])

@@ -22,7 +22,7 @@ from jobs_core.errors import JobsError, NotFound
 from jobs_core.store.db import Database
 from jobs_local.invoke import request
 from tests.factories import Admin, CreateJob, Register
-from tests.helpers import device_put, invoke, operator_claims
+from tests.helpers import device_put, hintless, invoke, operator_claims
 
 
 def at_once(database_url: str, n: int, work: Callable[[Database, int], Any]) -> list[Any]:
@@ -65,7 +65,7 @@ class TestRegister:
         assert status == 201, body
         assert set(body) == {"device_id", "token", "attributes", "created_at"}
         assert body["attributes"] == {"model": "s-200"} and body["created_at"].endswith("+00:00")
-        assert pending(body["token"]) == (200, {"jobs": []})
+        assert hintless(pending(body["token"])[1]) == {"jobs": []}
         stored = json.dumps(
             admin.execute("SELECT * FROM device_tokens WHERE device_id = 'cam-1'").fetchall(), default=str
         )
@@ -280,7 +280,7 @@ class TestDelete:
         assert op(tenant, "DELETE", "/customer/devices/dev-0000")[0] == 404
         # the id may be registered again, as a new device with none of the old one's work
         token = op(tenant, "POST", "/customer/devices", body={"device_id": "dev-0000"})[1]["token"]
-        assert pending(token) == (200, {"jobs": []})
+        assert hintless(pending(token)[1]) == {"jobs": []}
 
     def test_a_scheduled_job_whose_devices_all_left_completes_when_it_starts(
         self, db: Database, tenant: str, register: Register, create_job: CreateJob

@@ -16,7 +16,7 @@ from jobs_core.domain.sweep import sweep
 from jobs_core.errors import Conflict, InvalidRequest
 from jobs_core.store.db import Database
 from tests.factories import Admin, CreateJob, Register, execution_row, job_status
-from tests.helpers import device_put, invoke, operator_claims
+from tests.helpers import device_put, hintless, invoke, operator_claims
 
 
 def as_operator(tenant: str, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
@@ -36,7 +36,7 @@ class TestStartNext:
         self, tenant: str, register: Register, create_job: CreateJob
     ) -> None:
         token = register(tenant, 1)["dev-0000"]
-        assert start_next(token) == (200, {"execution": None, "claimed": False})
+        assert hintless(start_next(token)[1]) == {"execution": None, "claimed": False}
         for job_id in ("first", "second"):
             create_job(tenant, job_id=job_id, document_params={"v": job_id})
 

@@ -199,3 +199,26 @@ def test_a_token_is_the_device_it_authenticates_until_it_is_revoked(
 )
 def test_a_device_subscribes_to_its_own_topics_only(topic_filter: str, allowed: bool) -> None:
     assert notifications.may_subscribe(Device("t1", "d1"), topic_filter) is allowed
+
+
+def test_a_device_whose_topics_are_too_long_to_publish_gets_no_message() -> None:
+    """AWS IoT Core refuses a topic over 256 bytes, every time: such a device (its ids 128
+    characters each) is not published to, rather than holding its batch back for ever."""
+    at = datetime.now(UTC)
+    long = Notice(device=Device("t" * 128, "d" * 128), at=at, next=None, in_progress=[], queued=[])
+    short = Notice(device=Device("t1", "d1"), at=at, next=None, in_progress=[], queued=[])
+    assert notify.messages(long) == []
+    sent: list[list[tuple[str, bytes]]] = []
+
+    class Keep:
+        def publish(self, batch: list[tuple[str, bytes]]) -> None:
+            sent.append(batch)
+
+        def close(self) -> None:
+            pass
+
+    notify.publish_notices(Keep(), [long, short])
+    assert [topic for topic, _ in sent[0]] == [
+        "iotjobs/t1/things/d1/jobs/notify-next",
+        "iotjobs/t1/things/d1/jobs/notify",
+    ]

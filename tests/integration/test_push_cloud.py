@@ -61,6 +61,7 @@ def cloud(**env: str) -> Iterator[None]:
                 patch.setenv(key, value)
             patch.setattr(notify, "_publisher", None)
             patch.setattr(notifications, "_lambda_client", None)
+            patch.setattr(notifications, "_quiet_until", [0.0])
             settings.cache_clear()
             with mock_aws(config={"lambda": {"use_docker": False}}):
                 try:
@@ -164,15 +165,21 @@ def test_what_iot_core_refuses_stays_in_the_outbox_for_the_next_run(
     assert outbox(admin, tenant) == []
 
 
-def test_without_an_endpoint_push_is_off_and_nothing_is_woken(tenant: str, register: Register) -> None:
+def test_without_an_endpoint_push_is_off_nothing_is_woken_and_the_outbox_does_not_grow(
+    admin: Admin, tenant: str, register: Register, create_job: CreateJob
+) -> None:
+    register(tenant, 2)
     sent: list[Any] = []
     with cloud():
         notifications._lambda().meta.events.register(
             "before-send.lambda.Invoke", lambda request, **_: sent.append(request)
         )
-        assert push_notify() == {"published": 0, "push": "off"}
+        create_job(tenant, job_id="fw")
+        answer = push_notify()
+        assert answer["published"] == 0 and answer["dropped"] >= 2  # dropped: nobody to tell
         notifications.wake()
     assert sent == []
+    assert outbox(admin, tenant) == []
 
 
 def push_function() -> None:
@@ -233,3 +240,4 @@ def test_a_wake_that_lambda_refuses_does_not_fail_the_caller() -> None:
             )
             notifications.wake()  # logged, not raised: the schedule drains what this wake would have
             stub.assert_no_pending_responses()
+            notifications.wake()  # and for a minute no call pays for another try (the stub has none to give)

@@ -25,6 +25,7 @@ from jobs_core.aws.data_plane import execution, summary
 from jobs_core.aws.shapes import epoch_s
 from jobs_core.domain.notifications import Notice, topic_root
 from jobs_core.errors import JobsError
+from jobs_core.observability import logger
 from jobs_core.settings import Settings, settings
 
 Message = tuple[str, bytes]  # topic, payload
@@ -34,9 +35,15 @@ class PublishFailed(JobsError):
     """The broker did not take a batch: it stays in the outbox for the next drain."""
 
 
+MAX_TOPIC_BYTES = 256  # AWS IoT Core's limit: a longer topic is refused, every time
+
+
 def messages(notice: Notice) -> list[Message]:
-    """A notice as its two messages: notify-next, then notify."""
+    """A notice as its two messages: notify-next, then notify; none for a device whose topics would
+    be too long to publish (its tenant and device ids together: it cannot connect either, and polls)."""
     root = topic_root(notice.device)
+    if len(f"{root}/notify-next".encode()) > MAX_TOPIC_BYTES:
+        return []
     timestamp = epoch_s(notice.at)
     following: dict[str, Any] = {"timestamp": timestamp}
     if notice.next is not None:
@@ -90,12 +97,15 @@ class MqttPublisher:
     def publish(self, batch: list[Message]) -> None:
         if not self._connected.wait(self._timeout_s):
             raise PublishFailed("the MQTT broker is not connected")
-        sent = [self._client.publish(topic, payload, qos=1) for topic, payload in batch]
-        deadline = time.monotonic() + self._timeout_s
-        for info in sent:
-            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
-            if not info.is_published():
-                raise PublishFailed("the MQTT broker did not acknowledge every message")
+        try:
+            sent = [self._client.publish(topic, payload, qos=1) for topic, payload in batch]
+            deadline = time.monotonic() + self._timeout_s
+            for info in sent:
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+                if not info.is_published():
+                    raise PublishFailed("the MQTT broker did not acknowledge every message")
+        except (RuntimeError, ValueError) as exc:  # paho: the connection went while publishing
+            raise PublishFailed(f"the MQTT broker went away: {type(exc).__name__}") from exc
 
     def close(self) -> None:
         self._client.disconnect()
@@ -107,16 +117,32 @@ class IotDataPublisher:
 
     def __init__(self, endpoint: str, workers: int = 16) -> None:
         import boto3
+        from botocore.config import Config
 
         url = endpoint if endpoint.startswith("https://") else f"https://{endpoint}"
-        self._client = boto3.client("iot-data", endpoint_url=url)
+        config = Config(
+            connect_timeout=3, read_timeout=5, retries={"total_max_attempts": 2}, max_pool_connections=workers
+        )
+        self._client = boto3.client("iot-data", endpoint_url=url, config=config)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="iot-data")
 
     def publish(self, batch: list[Message]) -> None:
         try:
-            list(self._pool.map(lambda m: self._client.publish(topic=m[0], qos=1, payload=m[1]), batch))
-        except Exception as exc:  # botocore's ClientError, a timeout: the batch stays for the next drain
+            list(self._pool.map(self._one, batch))
+        except Exception as exc:  # a throttle, a timeout, IoT Core away: the batch stays for the next drain
             raise PublishFailed(f"iot-data Publish failed: {type(exc).__name__}") from exc
+
+    def _one(self, message: Message) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.publish(topic=message[0], qos=1, payload=message[1])
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+            if status in (400, 403, 413):  # never publishable: dropped, not retried for ever
+                logger.warning("push: iot-data refused a message", extra={"status": status})
+                return
+            raise
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -133,7 +159,7 @@ def publisher_from(config: Settings) -> Publisher | None:
 
 def publish_notices(publisher: Publisher, notices: Iterable[Notice]) -> None:
     """Every device's notify-next first, then the lists: what a device acts on arrives soonest."""
-    pairs = [messages(notice) for notice in notices]
+    pairs = [pair for notice in notices if (pair := messages(notice))]
     publisher.publish([pair[0] for pair in pairs] + [pair[1] for pair in pairs])
 
 

@@ -131,6 +131,8 @@ def poll_hint_s() -> int:
 # The wake: after a commit that made work due, the drain is told to run now rather than at the
 # next schedule. The local server registers its drain thread; in the cloud it is an asynchronous
 # invocation of the push function. A failed wake loses nothing: the schedule drains the rest.
+WAKE_BACKOFF_S = 60.0  # after a failed wake, the container leaves it to the schedule this long
+_quiet_until = [0.0]
 _waker: Callable[[], None] | None = None
 _lambda_client: Any = None
 _lock = threading.Lock()
@@ -151,9 +153,10 @@ def wake() -> None:
             _waker()
             return
         function = settings().push_function_name
-        if function:
+        if function and time.monotonic() >= _quiet_until[0]:
             _lambda().invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps({"wake": True}))
     except Exception as exc:  # the schedule's drain publishes what this wake would have
+        _quiet_until[0] = time.monotonic() + WAKE_BACKOFF_S  # no route to Lambda: no call pays for it again soon
         logger.warning("could not wake the push drain; the schedule will", extra={"error": type(exc).__name__})
 
 
@@ -164,6 +167,6 @@ def _lambda() -> Any:
             import boto3
             from botocore.config import Config
 
-            config = Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 1})
+            config = Config(connect_timeout=0.5, read_timeout=1, retries={"total_max_attempts": 1})
             _lambda_client = boto3.client("lambda", config=config)
         return _lambda_client

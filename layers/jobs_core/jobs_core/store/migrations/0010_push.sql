@@ -27,8 +27,10 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON push_outbox TO jobs_sweeper;  -- UPDATE:
 CREATE OR REPLACE FUNCTION push_executions_changed() RETURNS trigger
 LANGUAGE plpgsql
 -- An UPDATE of 100,000 executions (a cancel, a sweep) pairs 100,000 old rows with their new ones:
--- a hash join in memory, not two sorts, and no JIT compilation to pay for it first.
-SET work_mem = '64MB' SET jit = off SET enable_mergejoin = off
+-- a hash join in memory, whatever the size. PL/pgSQL keeps the plan a session made first (a device
+-- call's one row: a nested loop, which a 10,000-row sweep batch then ran for seconds), so the join
+-- is one hash join for every size, without JIT compilation to pay for first.
+SET work_mem = '64MB' SET jit = off SET enable_mergejoin = off SET enable_nestloop = off
 AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
