@@ -15,16 +15,14 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs_local.pooler import free_port
+from jobs_local.pooler import free_port, wait_until_listening
 
 INSTALL_HINT = "Mosquitto is missing: `make mosquitto` installs Debian's package (as root)"
 SERVICE_USER = "iot-jobs"
@@ -86,7 +84,7 @@ def running(prefix: str = "iotjobs") -> Iterator[Broker]:
             [executable(), "-c", str(work / "mosquitto.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
-            _wait_until_listening(port, process, log)
+            wait_until_listening(port, process, log, "Mosquitto")
             yield Broker(f"mqtt://127.0.0.1:{port}", SERVICE_USER, password)
         finally:
             process.terminate()
@@ -103,16 +101,3 @@ def _has_user(name: str) -> bool:
     except KeyError:
         return False
     return True
-
-
-def _wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                said = log.read_text() if log.exists() else ""
-                raise RuntimeError(f"Mosquitto did not start:\n{said[-2000:]}") from None
-            time.sleep(0.05)

@@ -88,7 +88,7 @@ def pooled(server_url: str, *, pool_size: int = 5, max_clients: int = 1000, log:
         # Its output to the log file, never a pipe: an unread pipe fills up and stops it.
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
         try:
-            _wait_until_listening(port, process, logfile)
+            wait_until_listening(port, process, logfile, "PgBouncer")
             yield make_conninfo(server_url, host="127.0.0.1", port=str(port))
         finally:
             process.terminate()
@@ -101,7 +101,9 @@ def pooled(server_url: str, *, pool_size: int = 5, max_clients: int = 1000, log:
                 shutil.copyfile(logfile, log)
 
 
-def _wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    """Until a program the tests started (PgBouncer, Mosquitto) listens on its port; raises, with
+    the end of its log, when it exits first or takes over 10 s."""
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -110,7 +112,7 @@ def _wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 said = log.read_text() if log.exists() else ""
-                raise RuntimeError(f"PgBouncer did not start:\n{said[-2000:]}") from None
+                raise RuntimeError(f"{what} did not start:\n{said[-2000:]}") from None
             time.sleep(0.05)
 
 

@@ -189,7 +189,6 @@ class PushDrain(threading.Thread):
         self.publisher = publisher  # None: the one the settings name
         self.due = threading.Event()
         self.stopped = threading.Event()
-        self.published = 0
 
     def wake(self) -> None:
         self.due.set()
@@ -208,9 +207,7 @@ class PushDrain(threading.Thread):
             if self.stopped.is_set():
                 break
             try:
-                self.published += notifications.drain(
-                    self.db, lambda notices: notify.publish_notices(publisher, notices)
-                )
+                notifications.drain(self.db, lambda notices: notify.publish_notices(publisher, notices))
             except Exception:  # a broker away, the database restarting: the next wake or the schedule
                 log.warning("push drain failed; it runs again at the next wake", exc_info=True)
         publisher.close()
