@@ -14,8 +14,9 @@ def test_it_lists_every_route_of_the_template_with_both_security_schemes() -> No
     documented = {(method.upper(), path) for path, ops in schema["paths"].items() for method in ops}
     routed = {(route.method, route.path) for route in template.routes() if not route.greedy}
     assert documented == routed
-    # jobs; the fleet; AWS IoT Jobs' data and control planes; the console; AWS IoT's things and thing groups
-    assert len(routed) == 10 + 15 + 4 + 11 + 2 + 13
+    # jobs; the fleet; AWS IoT Jobs' data and control planes; the console; AWS IoT's things and thing groups;
+    # job templates
+    assert len(routed) == 10 + 15 + 4 + 11 + 2 + 13 + 4
     assert set(schema["components"]["securitySchemes"]) == {"provisionToken", "operatorJwt"}
     put = schema["paths"]["/device/v1/jobs/{job_id}/execution"]["put"]
     assert put["requestBody"]["content"]["application/json"]["schema"] == {

@@ -34,6 +34,10 @@ class InvalidRequest(JobsError):
     """A request the state machine or the rules refuse (400)."""
 
 
+class Unprocessable(InvalidRequest):
+    """Well-formed input whose content cannot be used: a job document's placeholders (422)."""
+
+
 class LimitExceeded(InvalidRequest):
     """More of something than a job or a tenant may have (400; AWS's LimitExceededException)."""
 

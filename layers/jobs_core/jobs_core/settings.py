@@ -31,6 +31,8 @@ class Settings(BaseModel):
     iot_data_endpoint: str | None = None  # ... or through AWS IoT Core's iot-data endpoint
     push_function_name: str | None = None  # cloud: the drain, invoked (async) after a commit that made work due
     poll_hint_s: int = Field(default=300, ge=5, le=86_400)  # the next-poll hint's mean, jittered +-20%
+    # Presigned URLs (domain/presign.py) point here when set (path style), else at S3 itself
+    s3_endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+$")
 
     @model_validator(mode="after")
     def _one_database(self) -> Settings:
@@ -62,5 +64,6 @@ def settings() -> Settings:
         "iot_data_endpoint": os.environ.get("IOT_DATA_ENDPOINT") or None,
         "push_function_name": os.environ.get("PUSH_FUNCTION_NAME") or None,
         "poll_hint_s": os.environ.get("POLL_HINT_S"),
+        "s3_endpoint_url": os.environ.get("S3_ENDPOINT_URL") or None,
     }
     return Settings.model_validate({k: v for k, v in env.items() if v is not None})

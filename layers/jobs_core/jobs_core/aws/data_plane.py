@@ -30,7 +30,7 @@ from jobs_core.aws.shapes import (
     details_map,
     epoch_s,
 )
-from jobs_core.domain import credentials, notifications
+from jobs_core.domain import credentials, notifications, presign
 from jobs_core.domain.executions import CLAIMED, refusal
 from jobs_core.domain.statemachine import (
     DEVICE_TARGETS,
@@ -105,7 +105,7 @@ def execution(row: dict[str, Any], thing: str, include_document: bool = True) ->
         approximateSecondsBeforeTimedOut=row["approximate_seconds_before_timed_out"],
         versionNumber=row["execution_number"],
         executionNumber=row["attempt"],
-        jobDocument=document_text(document["type"], document["params"]) if include_document else None,
+        jobDocument=document_text(document["type"], presign.device_params(document)) if include_document else None,
     )
 
 
@@ -191,7 +191,7 @@ def update(
             versionNumber=state["execution_number"],
         )
     if request.includeJobDocument and state is not None:
-        answer["jobDocument"] = document_text(state["document"]["type"], state["document"]["params"])
+        answer["jobDocument"] = document_text(state["document"]["type"], presign.device_params(state["document"]))
     return answer
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from psycopg.types.json import Jsonb
 
-from jobs_core.domain import credentials, notifications
+from jobs_core.domain import credentials, notifications, presign
 from jobs_core.domain.models import (
     Document,
     Execution,
@@ -56,7 +56,14 @@ CLAIMED = ExecutionStatus.IN_PROGRESS
 
 
 def _document(row: dict[str, Any]) -> Document:
-    return Document(type=row["document_type"], params=row["document_params"])
+    params = {"params": row["document_params"], "presign_ttl": row.get("presign_ttl")}
+    return Document(type=row["document_type"], params=presign.device_params(params))
+
+
+def _execution(found: dict[str, Any]) -> Execution:
+    """An execution as execution_json has it, its document as the device reads it (fresh presigned URLs)."""
+    found["document"]["params"] = presign.device_params(found["document"])
+    return Execution.model_validate(found)
 
 
 def pending(db: Database, token: str | None) -> PendingJobs:
@@ -83,7 +90,7 @@ def describe(db: Database, token: str | None, job_id: str) -> Execution:
     row = credentials.authenticated(db.fetch_one(DESCRIBE, {"key": credentials.lookup_key(token), "job_id": job_id}))
     if row["execution"] is None:
         raise NotFound("job execution not found")
-    return Execution.model_validate(row["execution"])
+    return _execution(row["execution"])
 
 
 def start_next(db: Database, token: str | None, request: StartNext) -> NextExecution:
@@ -100,7 +107,7 @@ def start_next(db: Database, token: str | None, request: StartNext) -> NextExecu
         return NextExecution(execution=None, claimed=False, next_poll_in_seconds=notifications.poll_hint_s())
     if row["claimed"]:
         notifications.wake()  # its queue's head started: the next one shows in its lists
-    return NextExecution(execution=Execution.model_validate(row["execution"]), claimed=row["claimed"])
+    return NextExecution(execution=_execution(row["execution"]), claimed=row["claimed"])
 
 
 def update(db: Database, token: str | None, job_id: str, change: ExecutionUpdate) -> ExecutionUpdated:

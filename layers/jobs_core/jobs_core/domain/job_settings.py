@@ -110,6 +110,31 @@ class AbortCriterion(RequestBody):
     min_number_of_executed_things: int = Field(ge=1, le=2**31 - 1)
 
 
+class PresignedUrlConfig(RequestBody):
+    """How the document's presigned-URL placeholders are signed when a device reads it."""
+
+    expires_in_sec: int = Field(default=3600, ge=60, le=3600, description="how long a URL is valid")
+    role_arn: str | None = Field(
+        default=None,
+        min_length=20,
+        max_length=2048,
+        description="kept and shown, as AWS has it; URLs are signed with the service's own role, which the "
+        "deployment grants s3:GetObject on the firmware buckets",
+    )
+
+
+TEMPLATE_ID_PATTERN = JOB_ID_PATTERN  # AWS's jobTemplateId rule
+ParameterName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+ParameterValue = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+def one_per_failure_type(retry: list[RetryCriterion] | None, abort: list[AbortCriterion] | None) -> None:
+    for name, criteria in (("retry", retry), ("abort", abort)):
+        types = [criterion.failure_type for criterion in criteria or []]
+        if len(set(types)) != len(types):
+            raise ValueError(f"at most one {name} criterion per failure_type")
+
+
 MAX_TARGETS = 100  # ids in `targets`, as AWS allows a job
 TargetSelection = Literal["SNAPSHOT", "CONTINUOUS"]
 TargetId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
@@ -135,8 +160,24 @@ class JobCreate(RequestBody):
     several devices and groups (`targets`)."""
 
     job_id: str | None = Field(default=None, pattern=JOB_ID_PATTERN, description="a uuid4 when absent")
-    document_type: Text = Field(min_length=1, max_length=100)
+    template_id: str | None = Field(
+        default=None,
+        pattern=TEMPLATE_ID_PATTERN,
+        description="take the document and the settings of this job template; what the body gives overrides them",
+    )
+    document_type: Text | None = Field(default=None, min_length=1, max_length=100, description="unless template_id")
     document_params: DocumentParams = Field(default_factory=dict)
+    document_parameters: dict[ParameterName, ParameterValue] | None = Field(
+        default=None,
+        max_length=10,
+        description="values for the document's ${aws:iot:parameter:NAME} placeholders, filled in at creation; "
+        "every one the document names, and no other",
+    )
+    presigned_url_config: PresignedUrlConfig | None = Field(
+        default=None,
+        description="for the document's ${aws:iot:s3-presigned-url:https://s3.amazonaws.com/BUCKET/KEY} "
+        "placeholders, replaced by a fresh presigned GET URL each time a device reads the document",
+    )
     target_device_id: str | None = Field(default=None, pattern=DEVICE_ID_PATTERN)
     target_group_id: str | None = Field(default=None, pattern=DEVICE_ID_PATTERN)
     target_all: bool = False
@@ -173,8 +214,7 @@ class JobCreate(RequestBody):
         ]
         if sum(chosen) != 1:
             raise ValueError("exactly one of target_device_id, target_group_id, target_all, targets must be set")
-        for name, criteria in (("retry", self.retry), ("abort", self.abort)):
-            types = [criterion.failure_type for criterion in criteria or []]
-            if len(set(types)) != len(types):
-                raise ValueError(f"at most one {name} criterion per failure_type")
+        if self.document_type is None and self.template_id is None:
+            raise ValueError("give document_type (and document_params), or template_id")
+        one_per_failure_type(self.retry, self.abort)
         return self

@@ -13,7 +13,7 @@ import psycopg
 from aws_lambda_powertools.metrics import MetricUnit
 from psycopg.types.json import Jsonb
 
-from jobs_core.domain import notifications, targets
+from jobs_core.domain import notifications, targets, templates
 from jobs_core.domain.job_settings import MAX_TARGETS, JobCreate
 from jobs_core.domain.models import JobCreated
 from jobs_core.domain.rollouts import Rule
@@ -37,13 +37,14 @@ plan AS MATERIALIZED (  -- counted once
     SELECT p.*, CASE WHEN p.status = {scheduled} THEN 0 ELSE least(p.total, %(rate)s) END AS n
     FROM plan p
 ), job AS (
-    INSERT INTO jobs (tenant_id, job_id, document_type, document_params,
+    INSERT INTO jobs (tenant_id, job_id, document_type, document_params, template_id, presigned_url_config, presign_ttl,
                       target_device_id, target_group_id, target_all, target_selection, expires_at, created_by,
                       timeout_minutes, retry, retries_failed, retries_timed_out, retries_shared,
                       status, scheduling, rollout, abort, start_time, end_time, end_behavior, description,
                       rate_per_minute,
                       released, released_until, next_release_at, next_tick_at)
     SELECT current_setting('jobs.tenant_id', true), %(job_id)s, %(document_type)s, %(document_params)s,
+           %(template_id)s, %(presigned_url_config)s, %(presign_ttl)s,
            %(target_device_id)s, %(target_group_id)s, %(target_all)s, %(target_selection)s,
            f.start_at + make_interval(hours => %(expires_in_hours)s::integer), %(created_by)s,
            %(timeout_minutes)s, %(retry)s, %(retries_failed)s, %(retries_timed_out)s, %(retries_shared)s,
@@ -89,11 +90,25 @@ HELD_BACK = {
 JOB_STATUSES = {"scheduled": f"'{JobStatus.SCHEDULED}'", "running": f"'{JobStatus.IN_PROGRESS}'"}
 
 
-def create(db: Database, tenant_id: str, user: str | None, request: JobCreate) -> JobCreated:
+def create(db: Database, tenant_id: str, user: str | None, given: JobCreate) -> JobCreated:
+    request, presign_ttl = templates.applied(db, tenant_id, given)
     retries_failed, retries_timed_out, retries_shared = retry_budget(request)
+    config = request.presigned_url_config
     params = request.model_dump(
-        exclude={"job_id", "document_params", "retry", "scheduling", "rollout", "abort", "targets"}
+        exclude={
+            "job_id",
+            "document_params",
+            "retry",
+            "scheduling",
+            "rollout",
+            "abort",
+            "targets",
+            "document_parameters",
+            "presigned_url_config",
+        }
     ) | {
+        "presigned_url_config": Jsonb(config.model_dump(exclude_none=True)) if config else None,
+        "presign_ttl": presign_ttl,
         "retry": Jsonb([criterion.model_dump() for criterion in request.retry]) if request.retry else None,
         "retries_failed": retries_failed,
         "retries_timed_out": retries_timed_out,

@@ -37,7 +37,8 @@ MAX_EXECUTIONS_PAGE = 1000
 SUMMARY_COLUMNS = """
     j.job_id, j.document_type, j.document_params, j.status, j.target_device_id, j.target_group_id,
     j.target_all, j.target_selection, j.expires_at, j.created_by, j.created_at, j.timeout_minutes, j.retry,
-    j.scheduling, j.rollout, j.abort, j.description, j.updated_at,
+    j.scheduling, j.rollout, j.abort, j.description, j.template_id, j.presigned_url_config,
+    j.updated_at,
     n.unreleased + n.queued + n.in_progress + n.succeeded + n.failed + n.rejected + n.timed_out + n.canceled
         + n.removed AS total_executions,
     n.succeeded AS succeeded_count,

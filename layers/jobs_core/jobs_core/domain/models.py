@@ -216,6 +216,8 @@ class JobSummary(Model):
     rollout: dict[str, Any] | None
     abort: list[dict[str, Any]] | None
     description: str | None
+    template_id: str | None = Field(description="the job template it was created from (which may be gone since)")
+    presigned_url_config: dict[str, Any] | None
     updated_at: Timestamp
     total_executions: int
     succeeded_count: int

@@ -35,6 +35,7 @@ from jobs_core.errors import (
     NotFound,
     Refused,
     Unauthorized,
+    Unprocessable,
 )
 from jobs_core.observability import logger, metrics, traced
 from jobs_core.settings import settings
@@ -51,6 +52,7 @@ STATUS_OF: dict[type[JobsError], HTTPStatus] = {
     NotFound: HTTPStatus.NOT_FOUND,
     Conflict: HTTPStatus.CONFLICT,
     InvalidRequest: HTTPStatus.BAD_REQUEST,
+    Unprocessable: HTTPStatus.UNPROCESSABLE_ENTITY,
     Refused: HTTPStatus.BAD_REQUEST,
     Ended: HTTPStatus.BAD_REQUEST,
 }
@@ -63,7 +65,7 @@ ERRORS: dict[HTTPStatus, str] = {
     HTTPStatus.CONFLICT: "a stale execution_number, or a job_id already taken",
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "a body over 256 KiB",
     HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "a body that is not application/json",
-    HTTPStatus.UNPROCESSABLE_ENTITY: "a malformed request",
+    HTTPStatus.UNPROCESSABLE_ENTITY: "a malformed request, or a document whose placeholders cannot be filled",
     HTTPStatus.SERVICE_UNAVAILABLE: "the database is unreachable; nothing was changed",
 }
 _ERROR_SCHEMA = ErrorBody.model_json_schema()

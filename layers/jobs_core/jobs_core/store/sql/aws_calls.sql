@@ -93,7 +93,8 @@ BEGIN
                 ELSE (SELECT json_build_object(
                           'job_id', e.job_id, 'device_id', e.device_id, 'status', a.status,
                           'status_details', a.status_details, 'execution_number', NULL, 'attempt', a.attempt,
-                          'document', json_build_object('type', j.document_type, 'params', j.document_params),
+                          'document', json_build_object('type', j.document_type, 'params', j.document_params,
+                                                        'presign_ttl', j.presign_ttl),
                           'queued_at', NULL, 'started_at', a.started_at, 'last_updated_at', a.finished_at,
                           'expires_at', j.expires_at, 'timeout_at', NULL, 'approximate_seconds_before_timed_out', NULL)
                       FROM job_execution_attempts a

@@ -45,7 +45,7 @@ BEGIN
     INTO pending
     FROM (
         SELECT e.job_id, e.execution_number, e.attempt, e.queued_at, j.document_type, j.document_params,
-               j.expires_at
+               j.presign_ttl, j.expires_at
         FROM job_executions e
         JOIN jobs j ON j.tenant_id = e.tenant_id AND j.job_id = e.job_id
         WHERE e.tenant_id = current_setting('jobs.tenant_id', true)
@@ -58,13 +58,15 @@ BEGIN
 END $$;
 
 -- An execution as a device sees it, with its job's document, as one JSON object (new fields
--- do not change the function's shape).
+-- do not change the function's shape). The document's presign_ttl (NULL: nothing to sign) tells
+-- the caller to turn its presigned-URL placeholders into URLs (domain/presign.py).
 CREATE OR REPLACE FUNCTION execution_json(e job_executions, j jobs) RETURNS json
 LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
         'job_id', e.job_id, 'device_id', e.device_id, 'status', e.status, 'status_details', e.status_details,
         'execution_number', e.execution_number, 'attempt', e.attempt,
-        'document', json_build_object('type', j.document_type, 'params', j.document_params),
+        'document', json_build_object('type', j.document_type, 'params', j.document_params,
+                                      'presign_ttl', j.presign_ttl),
         'queued_at', e.queued_at, 'started_at', e.started_at, 'last_updated_at', e.last_updated_at,
         'expires_at', j.expires_at, 'timeout_at', e.timeout_at,
         'approximate_seconds_before_timed_out', seconds_until(e.timeout_at))
