@@ -4,7 +4,8 @@ checks operator JWTs the way the JWT authorizer would, serves /openapi.json, inv
 scheduled functions (the sweep, the push drain) on the template's schedule, and pushes: an
 embedded MQTT broker on MQTT_PORT (default 1884) that checks provision tokens as IoT Core's
 custom authorizer does, unless MQTT_URL names another broker, and the push drain woken after
-every commit that made work due (as the functions invoke it in the cloud).
+every commit that made work due (as the functions invoke it in the cloud); and an embedded S3
+(moto's) on S3_PORT (default 4566) for firmware files, unless S3_ENDPOINT_URL names another.
 
     python -m jobs_local.server [--port 3000] [--log .local/server.log]
 
@@ -41,6 +42,7 @@ from jobs_local import devdb, devjwt, openapi, template
 from jobs_local.broker import EmbeddedBroker
 from jobs_local.invoke import Request, api_gateway_event
 from jobs_local.lambda_context import LocalContext
+from jobs_local.s3 import ACCESS_KEY, SECRET_KEY, EmbeddedS3
 
 if TYPE_CHECKING:
     from jobs_core.aws.notify import Publisher
@@ -252,6 +254,23 @@ def start_push(database_url: str, mqtt_port: int) -> tuple[EmbeddedBroker | None
     return broker, drain
 
 
+def start_s3(port: int) -> EmbeddedS3 | None:
+    """The embedded S3, unless S3_ENDPOINT_URL names one; presigned URLs then point at it, signed
+    with the local key it checks them with."""
+    if os.environ.get("S3_ENDPOINT_URL"):
+        return None
+    s3 = EmbeddedS3(port)
+    s3.start()
+    os.environ.update({"S3_ENDPOINT_URL": s3.url, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY})
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    from jobs_core.domain import presign
+    from jobs_core.settings import settings
+
+    settings.cache_clear()
+    presign.reset()
+    return s3
+
+
 def stop_with_parent() -> None:
     """`make run` killed (SIGTERM, SIGKILL) leaves its child running, reparented: exit as a SIGTERM
     does (through atexit: the embedded database stops) when the parent changes."""
@@ -283,6 +302,7 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--log", type=Path, default=devdb.ROOT / ".local" / "server.log")
     parser.add_argument("--mqtt-port", type=int, default=int(os.environ.get("MQTT_PORT", "1884")))
+    parser.add_argument("--s3-port", type=int, default=int(os.environ.get("S3_PORT", "4566")))
     args = parser.parse_args()
     devdb.exit_on_signals()  # SIGTERM and SIGHUP exit as Ctrl-C does: the embedded database stops with us
     stop_with_parent()
@@ -309,6 +329,20 @@ def main() -> int:
         log.exception("could not start")
         return 1
     try:
+        s3 = start_s3(args.s3_port)
+    except OSError as exc:
+        server.server_close()
+        if exc.errno == errno.EADDRINUSE:
+            print(
+                f"error: S3 port {args.s3_port} is in use; try S3_PORT={args.s3_port + 1} make run"
+                " (or S3_ENDPOINT_URL=http://host:port to use an S3 you run)",
+                file=terminal,
+            )
+        else:
+            print(f"error: the embedded S3: {exc.strerror or exc} (details in {args.log})", file=terminal)
+        log.exception("could not start the embedded S3")
+        return 1
+    try:
         broker, drain = start_push(url, args.mqtt_port)
     except OSError as exc:
         server.server_close()
@@ -321,14 +355,17 @@ def main() -> int:
         else:
             print(f"error: the MQTT broker: {exc.strerror or exc} (details in {args.log})", file=terminal)
         log.exception("could not start the MQTT broker")
+        if s3 is not None:
+            s3.stop()
         return 1
     schedule = Schedule(api, drain.wake)
     schedule.start()
     base = f"http://{args.host}:{server.server_address[1]}"
     mqtt = os.environ["MQTT_URL"] + ("" if broker is not None else " (MQTT_URL)")
+    files = os.environ["S3_ENDPOINT_URL"] + ("" if s3 is not None else " (S3_ENDPOINT_URL)")
     print(
         f"IoT Jobs on {base} (OpenAPI at {base}/openapi.json); push over MQTT on {mqtt};"
-        f" the sweep runs every minute; log: {args.log}\n"
+        f" firmware files on S3 at {files}; the sweep runs every minute; log: {args.log}\n"
         "  an operator token: .venv/bin/python tools/jobsctl.py token TENANT",
         file=terminal,
     )
@@ -343,6 +380,8 @@ def main() -> int:
         drain.stop()
         if broker is not None:
             broker.stop()
+        if s3 is not None:
+            s3.stop()
     return 0
 
 
