@@ -19,6 +19,7 @@ from bench.figures import (
     cold_start,
     deep_pages,
     fan_out,
+    firmware,
     fleet,
     hot_row,
     idle_sweep,
@@ -63,6 +64,7 @@ FIGURES = [
     fleet,
     targets,
     push,
+    firmware,
 ]
 
 

@@ -3,24 +3,22 @@ as the native API (domain/jobs_create.py, jobs_read.py, jobs_cancel.py), in the 
 tenant, under the same row-level security. The operations on executions: job_executions.py.
 
 Mapping: a target is a thing ARN (one device) or a thing-group ARN (a group), exactly one; the
-document is a JSON object, kept as the job's document_params, its "operation" as the
-document_type; timeoutConfig, jobExecutionsRetryConfig, jobExecutionsRolloutConfig, abortConfig
-and schedulingConfig are our timeout_minutes, retry, rollout, abort and scheduling. Executions
-not released yet do not exist for AWS (it creates one when it notifies the thing): they are
-neither listed nor counted here.
+document and the configs as job_configs.py maps them, and schedulingConfig is our scheduling; a
+jobTemplateArn names a job template of the tenant (job_templates.py), whose document and configs
+the job takes unless it gives its own, documentParameters filling the document's parameters.
+Executions not released yet do not exist for AWS (it creates one when it notifies the thing):
+they are neither listed nor counted here.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from jobs_core.aws.data_plane import document_text
+from jobs_core.aws.job_configs import configs_shown, document_fields, settings_fields, validated
 from jobs_core.aws.shapes import (
     TARGET_ARN,
     AssociateTargetsWithJobRequest,
@@ -36,6 +34,7 @@ from jobs_core.aws.shapes import (
     ListJobsResponse,
     arn,
 )
+from jobs_core.aws.template_shapes import template_of
 from jobs_core.domain import jobs_cancel, jobs_create, jobs_read
 from jobs_core.domain.job_settings import JobCreate
 from jobs_core.domain.models import JobDetail
@@ -62,10 +61,9 @@ def aws_errors(**codes: str) -> Iterator[None]:
 def _unsupported(request: CreateJobRequest) -> str | None:
     given = [
         name
-        for name in ("documentSource", "presignedUrlConfig", "jobTemplateArn", "documentParameters",
-                     "destinationPackageVersions", "namespaceId")
+        for name in ("documentSource", "destinationPackageVersions", "namespaceId")
         if getattr(request, name) is not None
-    ]  # fmt: skip
+    ]
     if request.schedulingConfig is not None and request.schedulingConfig.maintenanceWindows:
         given.append("schedulingConfig.maintenanceWindows")
     return ", ".join(given) or None
@@ -85,58 +83,21 @@ def _time(text: str | None) -> str | None:
 def _create_fields(job_id: str, request: CreateJobRequest) -> dict[str, Any]:
     if (unsupported := _unsupported(request)) is not None:
         raise AwsError("InvalidRequestException", f"not supported by this service: {unsupported}")
-    targets = target_fields(request.targets)
-    if request.document is None:
-        raise AwsError("InvalidRequestException", "give the document")
-    try:
-        document = json.loads(request.document)
-    except ValueError:
-        document = None
-    if not isinstance(document, dict):
-        raise AwsError("InvalidRequestException", "the document must be a JSON object")
-    operation = document.get("operation")
     fields: dict[str, Any] = {
         "job_id": job_id,
-        "document_type": operation if isinstance(operation, str) and 0 < len(operation) <= 100 else "document",
-        "document_params": document,
         "expires_in_hours": None,  # AWS jobs do not expire
-        "description": request.description,
         "target_selection": request.targetSelection or "SNAPSHOT",
-        **targets,
+        **target_fields(request.targets),
+        **settings_fields(request),
     }
-    if request.timeoutConfig is not None:
-        fields["timeout_minutes"] = request.timeoutConfig.inProgressTimeoutInMinutes
-    if request.jobExecutionsRetryConfig is not None:
-        fields["retry"] = [
-            {"failure_type": c.failureType, "number_of_retries": c.numberOfRetries}
-            for c in request.jobExecutionsRetryConfig.criteriaList
-        ]
-    if (rollout := request.jobExecutionsRolloutConfig) is not None:
-        fields["rollout"] = {"maximum_per_minute": rollout.maximumPerMinute}
-        if (rate := rollout.exponentialRate) is not None:
-            criteria = rate.rateIncreaseCriteria
-            fields["rollout"]["exponential_rate"] = {
-                "base_rate_per_minute": rate.baseRatePerMinute,
-                "increment_factor": rate.incrementFactor,
-                "rate_increase_criteria": {
-                    k: v
-                    for k, v in (
-                        ("number_of_notified_things", criteria.numberOfNotifiedThings),
-                        ("number_of_succeeded_things", criteria.numberOfSucceededThings),
-                    )
-                    if v is not None
-                },
-            }
-    if request.abortConfig is not None:
-        fields["abort"] = [
-            {
-                "failure_type": c.failureType,
-                "action": c.action,
-                "threshold_percentage": c.thresholdPercentage,
-                "min_number_of_executed_things": c.minNumberOfExecutedThings,
-            }
-            for c in request.abortConfig.criteriaList
-        ]
+    if request.jobTemplateArn is not None:  # the template's document and configs, unless given here
+        fields["template_id"] = template_of(request.jobTemplateArn)
+    if request.document is not None or request.jobTemplateArn is None:
+        fields |= document_fields(request.document)
+    if request.description is not None:
+        fields["description"] = request.description
+    if request.documentParameters is not None:
+        fields["document_parameters"] = request.documentParameters
     if (scheduling := request.schedulingConfig) is not None:
         fields["scheduling"] = {
             k: v
@@ -151,20 +112,16 @@ def _create_fields(job_id: str, request: CreateJobRequest) -> dict[str, Any]:
 
 
 def create_job(db: Database, tenant_id: str, user: str | None, job_id: str, request: CreateJobRequest) -> JobReference:
-    fields = _create_fields(job_id, request)
-    try:
-        create = JobCreate.model_validate(fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        raise AwsError("InvalidRequestException", f"{where}: {first.get('msg', 'invalid')}"[:300]) from None
+    create = validated(JobCreate, _create_fields(job_id, request))
     job_arn = arn("job", job_id)
     try:
         jobs_create.create(db, tenant_id, user, create)
     except Conflict as exc:
         raise AwsError("ResourceAlreadyExistsException", exc.message, resourceId=job_id, resourceArn=job_arn) from None
-    except NotFound as exc:
+    except NotFound as exc:  # a target, or the template
         raise AwsError("ResourceNotFoundException", exc.message) from None
+    except InvalidRequest as exc:  # parameters that do not fit the document (the native API's 422)
+        raise AwsError("InvalidRequestException", exc.message) from None
     return JobReference(jobArn=job_arn, jobId=job_id, description=request.description)
 
 
@@ -195,48 +152,15 @@ def _targets(job: JobDetail) -> list[str]:
 
 def _configs(detail: JobDetail) -> dict[str, Any]:
     """Our settings in AWS's names."""
-    out: dict[str, Any] = {}
-    if detail.timeout_minutes is not None:
-        out["timeoutConfig"] = {"inProgressTimeoutInMinutes": detail.timeout_minutes}
-    if detail.retry:
-        out["jobExecutionsRetryConfig"] = {
-            "criteriaList": [
-                {"failureType": c["failure_type"], "numberOfRetries": c["number_of_retries"]} for c in detail.retry
-            ]
-        }
-    if detail.rollout:
-        rollout: dict[str, Any] = {}
-        if detail.rollout.get("maximum_per_minute") is not None:
-            rollout["maximumPerMinute"] = detail.rollout["maximum_per_minute"]
-        if (rate := detail.rollout.get("exponential_rate")) is not None:
-            criteria = rate["rate_increase_criteria"]
-            rollout["exponentialRate"] = {
-                "baseRatePerMinute": rate["base_rate_per_minute"],
-                "incrementFactor": rate["increment_factor"],
-                "rateIncreaseCriteria": {
-                    "numberOfNotifiedThings": criteria.get("number_of_notified_things"),
-                    "numberOfSucceededThings": criteria.get("number_of_succeeded_things"),
-                },
-            }
-        out["jobExecutionsRolloutConfig"] = rollout
-    if detail.abort:
-        out["abortConfig"] = {
-            "criteriaList": [
-                {
-                    "failureType": c["failure_type"],
-                    "action": c["action"],
-                    "thresholdPercentage": c["threshold_percentage"],
-                    "minNumberOfExecutedThings": c["min_number_of_executed_things"],
-                }
-                for c in detail.abort
-            ]
-        }
+    out = configs_shown(detail)
     if detail.scheduling:
         out["schedulingConfig"] = {
             "startTime": detail.scheduling.get("start_time"),
             "endTime": detail.scheduling.get("end_time"),
             "endBehavior": detail.scheduling.get("end_behavior"),
         }
+    if detail.template_id is not None:
+        out["jobTemplateArn"] = arn("jobtemplate", detail.template_id)
     return out
 
 

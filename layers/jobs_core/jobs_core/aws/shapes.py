@@ -13,14 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from jobs_core.domain.models import (
-    DEVICE_ID_PATTERN,
-    JOB_ID_PATTERN,
-    MAX_STATUS_DETAILS_BYTES,
-    Text,
-    TimeoutMinutes,
-    _bounded_json,
-)
+from jobs_core.domain.models import MAX_STATUS_DETAILS_BYTES, Text, TimeoutMinutes, _bounded_json
 from jobs_core.settings import settings
 
 # A code (the exception class botocore raises) and its HTTP status, per API (the models differ:
@@ -42,6 +35,7 @@ CONTROL_PLANE_STATUS = {
     "InvalidStateTransitionException": 409,
     "VersionConflictException": 409,
     "ResourceAlreadyExistsException": 409,
+    "ConflictException": 409,
     "LimitExceededException": 410,
     "ServiceUnavailableException": 503,
 }
@@ -57,7 +51,6 @@ class AwsError(Exception):
         self.members = members  # modelled extra members (resourceId, resourceArn)
 
 
-THING_NAME = DEVICE_ID_PATTERN  # AWS IoT's thing name rule is the device id's
 DETAILS_KEY = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 
 
@@ -88,7 +81,6 @@ class AwsShape(BaseModel):
 ExecutionStatusName = Literal[
     "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED", "REMOVED", "CANCELED"
 ]
-JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN)]
 
 
 # Data plane (iot-jobs-data)
@@ -201,6 +193,11 @@ class JobExecutionsRetryConfig(AwsBody):
     criteriaList: list[RetryCriteria] = Field(min_length=1)
 
 
+class AwsPresignedUrlConfig(AwsBody):
+    roleArn: str | None = Field(default=None, min_length=20, max_length=2048)
+    expiresInSec: int | None = Field(default=None, ge=60, le=3600)
+
+
 class SchedulingConfig(AwsBody):
     startTime: str | None = None
     endTime: str | None = None
@@ -213,14 +210,14 @@ class CreateJobRequest(AwsBody):
     document: str | None = Field(default=None, max_length=32768)
     documentSource: str | None = None
     description: Text | None = Field(default=None, max_length=2028)
-    presignedUrlConfig: dict[str, Any] | None = None
+    presignedUrlConfig: AwsPresignedUrlConfig | None = None
     targetSelection: Literal["CONTINUOUS", "SNAPSHOT"] | None = None
     jobExecutionsRolloutConfig: JobExecutionsRolloutConfig | None = None
     abortConfig: AbortConfig | None = None
     timeoutConfig: TimeoutConfig | None = None
     tags: list[dict[str, Any]] | None = None
     namespaceId: str | None = None
-    jobTemplateArn: str | None = None
+    jobTemplateArn: str | None = Field(default=None, max_length=1600)
     jobExecutionsRetryConfig: JobExecutionsRetryConfig | None = None
     documentParameters: dict[str, str] | None = None
     schedulingConfig: SchedulingConfig | None = None
@@ -281,6 +278,8 @@ class Job(AwsShape):
     jobExecutionsRetryConfig: dict[str, Any] | None = None
     schedulingConfig: dict[str, Any] | None = None
     isConcurrent: bool = False
+    jobTemplateArn: str | None = None
+    presignedUrlConfig: dict[str, Any] | None = None
 
 
 class DescribeJobResponse(AwsShape):

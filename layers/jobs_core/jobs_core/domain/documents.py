@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from jobs_core.errors import Unprocessable
@@ -111,6 +112,12 @@ def s3_objects(document: dict[str, Any]) -> list[S3Object]:
     return found
 
 
+@lru_cache(maxsize=4096)
+def _object(url: str) -> S3Object | None:
+    found = S3_OBJECT.match(url)
+    return S3Object(found.group("bucket"), found.group("key"), found.group("region")) if found else None
+
+
 def presigned(document: dict[str, Any], sign: Callable[[S3Object], str]) -> dict[str, Any]:
     """The document as a device reads it: each presigned placeholder replaced by sign(object)."""
 
@@ -119,10 +126,8 @@ def presigned(document: dict[str, Any], sign: Callable[[S3Object], str]) -> dict
             return text
 
         def url(match: re.Match[str]) -> str:
-            found = S3_OBJECT.match(match.group(1))
-            if found is None:  # checked at creation: a job from before these rules keeps its text
-                return match.group(0)
-            return sign(S3Object(found.group("bucket"), found.group("key"), found.group("region")))
+            found = _object(match.group(1))
+            return match.group(0) if found is None else sign(found)  # None: a job from before these rules
 
         return PRESIGNED.sub(url, text)
 

@@ -3,8 +3,10 @@ string, computed here from the function's credentials (botocore's credential cha
 container), with no call to S3 or to anything else per read.
 
 Signing is a few HMACs (about 20 us a URL; botocore's generate_presigned_url costs about 370 us,
-which ten placeholders in a poll would feel). tests/unit/test_presign.py checks that a URL is
-byte for byte the one botocore's S3 query signer makes for the same instant.
+which ten placeholders in a poll would feel), and an object is signed once a second at most: a URL
+names its second (X-Amz-Date), so a read within the same second gets the very URL a new signature
+would make (_signed). tests/unit/test_presign.py checks that a URL is the one botocore's S3 query
+signer makes for the same instant.
 
 Where the URL points: S3_ENDPOINT_URL when set (path style: `make run`'s embedded S3, or any S3
 a developer names), else S3 itself in the placeholder's region (or the service's own, for the
@@ -17,6 +19,7 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -75,9 +78,8 @@ def _encode(value: str) -> str:
     return quote(value, safe="-_.~")
 
 
-def _where(target: S3Object) -> tuple[str, str, str]:
+def _where(target: S3Object, endpoint: str | None) -> tuple[str, str, str]:
     """(scheme://host, the object's path, the region to sign for)."""
-    endpoint = settings().s3_endpoint_url
     region = target.region or settings().aws_region
     key_path = quote(target.key, safe="/-_.~")
     if endpoint:
@@ -94,11 +96,30 @@ def url(target: S3Object, expires_s: int, now: datetime | None = None) -> str | 
     credentials = _credentials()
     if credentials is None:
         return None
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    stamp = moment.strftime("%Y%m%dT%H%M%SZ")
-    day = stamp[:8]
-    origin, path, region = _where(target)
-    scope = f"{day}/{region}/s3/aws4_request"
+    stamp = _stamp(int((now or datetime.now(UTC)).timestamp()))
+    return _signed(target, expires_s, stamp, credentials, settings().s3_endpoint_url)
+
+
+@lru_cache(maxsize=2)
+def _stamp(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+# A fleet reading one firmware document at once signs it once a second.
+@lru_cache(maxsize=4096)
+def _signed(target: S3Object, expires_s: int, stamp: str, credentials: Credentials, endpoint: str | None) -> str:
+    origin, path, region = _where(target, endpoint)
+    scope, query = _query(credentials, region, stamp, expires_s)
+    canonical = f"GET\n{path}\n{query}\nhost:{urlsplit(origin).netloc}\n\nhost\nUNSIGNED-PAYLOAD"
+    to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    signature = hmac.new(_signing_key(credentials.secret_key, stamp[:8], region), to_sign.encode(), hashlib.sha256)
+    return f"{origin}{path}?{query}&X-Amz-Signature={signature.hexdigest()}"
+
+
+@lru_cache(maxsize=64)
+def _query(credentials: Credentials, region: str, stamp: str, expires_s: int) -> tuple[str, str]:
+    """The credential scope and the canonical query string, the same for every object of a second."""
+    scope = f"{stamp[:8]}/{region}/s3/aws4_request"
     query = {
         "X-Amz-Algorithm": ALGORITHM,
         "X-Amz-Credential": f"{credentials.access_key}/{scope}",
@@ -108,12 +129,7 @@ def url(target: S3Object, expires_s: int, now: datetime | None = None) -> str | 
     }
     if credentials.token:
         query["X-Amz-Security-Token"] = credentials.token
-    canonical_query = "&".join(f"{_encode(k)}={_encode(v)}" for k, v in sorted(query.items()))
-    host = urlsplit(origin).netloc
-    canonical = f"GET\n{path}\n{canonical_query}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD"
-    to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    signature = hmac.new(_signing_key(credentials.secret_key, day, region), to_sign.encode(), hashlib.sha256)
-    return f"{origin}{path}?{canonical_query}&X-Amz-Signature={signature.hexdigest()}"
+    return scope, "&".join(f"{_encode(k)}={_encode(v)}" for k, v in sorted(query.items()))
 
 
 _warned = False
@@ -122,19 +138,16 @@ _warned = False
 def device_params(document: dict[str, Any]) -> dict[str, Any]:
     """A document's params as a device reads them (`document` as the device calls' SQL gives it:
     type, params, presign_ttl): with fresh presigned URLs when the job has placeholders."""
+    global _warned
     params: dict[str, Any] = document["params"]
     ttl = document.get("presign_ttl")
     if not ttl:
         return params
-
-    def sign(target: S3Object) -> str:
-        global _warned
-        signed = url(target, ttl)
-        if signed is None:
-            if not _warned:
-                logger.error("no AWS credentials: presigned-URL placeholders are sent to devices unsigned")
-                _warned = True
-            return f"${{aws:iot:s3-presigned-url:https://s3.amazonaws.com/{target.bucket}/{target.key}}}"
-        return signed
-
-    return documents.presigned(params, sign)
+    credentials = _credentials()
+    if credentials is None:
+        if not _warned:
+            logger.error("no AWS credentials: presigned-URL placeholders are sent to devices unsigned")
+            _warned = True
+        return params
+    stamp, endpoint = _stamp(int(time.time())), settings().s3_endpoint_url
+    return documents.presigned(params, lambda target: _signed(target, ttl, stamp, credentials, endpoint))
