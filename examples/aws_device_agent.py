@@ -25,16 +25,33 @@ cannot be reached (one line on stderr; paho keeps trying), or when it refuses th
 line; push is off), it polls every --interval seconds (+-20%; AWS's API carries no poll hint).
 paho-mqtt is imported only with --mqtt. --once works through what is pending, then exits,
 without push.
+
+Firmware files: a "firmware" document with `url` (an http(s) URL, normally the fresh presigned
+GET URL a `${aws:iot:s3-presigned-url:...}` placeholder becomes) is a download. At its step
+"download" the agent GETs the URL with urllib (streamed into a temporary folder, deleted when the
+execution ends: this example flashes nothing; at most MAX_DOWNLOAD_BYTES, a timeout of
+DOWNLOAD_TIMEOUT_S on connecting and on each read); at "verify" it checks what the document
+gives: `size` (an integer, or a string of digits) against the byte count, `sha256` (hex) against
+the file's SHA-256. Done: SUCCEEDED, {"step": "done", "downloaded": "<bytes>", "sha256": "<hex>"}.
+A mismatch or a failed download (an expired URL's HTTP 403, a 404, the network): FAILED,
+{"reason": "sha256 mismatch"}, {"reason": "size mismatch"}, {"reason": "download: HTTP 403"}...
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import http.client
 import json
+import os
 import random
+import re
 import sys
+import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,7 +62,9 @@ from botocore.config import Config
 
 STEP_TIMEOUT_MINUTES = 10
 CONNECT_WAIT_S = 10.0  # for the broker's first answer, before polling instead
-Step = Callable[[dict[str, Any]], None]
+MAX_DOWNLOAD_BYTES = 512 * 2**20  # a larger firmware file is refused
+DOWNLOAD_TIMEOUT_S = 60.0  # to connect, and for each read
+Step = Callable[[str], None]  # reports a step: IN_PROGRESS, {"step": name}
 _jitter = random.SystemRandom()
 
 
@@ -70,22 +89,72 @@ def jobs_client(endpoint: str, token: str, region: str = "us-east-1") -> Any:
     return client
 
 
-def firmware(document: dict[str, Any]) -> list[str]:
-    return ["download", "verify", f"install {document.get('version', '?')}", "reboot"]
+# A document's file: fetched, then checked against what the document says of it.
+class DownloadError(Exception):
+    """The file a document names could not be had, or is not the one it describes: FAILED, with
+    {"reason": str(error)}."""
 
 
-OPERATIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
-    "firmware": firmware,
-    "reboot": lambda document: ["reboot"],
-}
+def fetch(url: str, path: str) -> tuple[int, str]:
+    """GET url into path, streamed, at most MAX_DOWNLOAD_BYTES: its byte count and SHA-256 (hex)."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise DownloadError("download: not an http(s) URL")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(path, "wb") as file:  # noqa: S310
+            while chunk := response.read(1 << 16):
+                size += len(chunk)
+                if size > MAX_DOWNLOAD_BYTES:
+                    raise DownloadError(f"download: over {MAX_DOWNLOAD_BYTES} bytes")
+                digest.update(chunk)
+                file.write(chunk)
+    except urllib.error.HTTPError as error:  # 403: expired or tampered with; 404: no such object
+        raise DownloadError(f"download: HTTP {error.code}") from None
+    except (OSError, http.client.HTTPException) as error:  # unreachable, timed out, cut off
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        raise DownloadError(f"download: {reason}"[:200]) from None
+    return size, digest.hexdigest()
+
+
+def verify(document: dict[str, Any], size: int, sha256: str) -> None:
+    """The file against the `size` and `sha256` the document gives, if it gives them."""
+    expected = document.get("size")
+    if expected is not None and not (re.fullmatch(r"[0-9]+", str(expected)) and int(str(expected)) == size):
+        raise DownloadError("size mismatch")
+    if document.get("sha256") is not None and str(document["sha256"]).strip().lower() != sha256:
+        raise DownloadError("sha256 mismatch")
+
+
+# One function per operation: it reports its steps as it goes and returns the statusDetails to
+# succeed with; a DownloadError means FAILED.
+def firmware(document: dict[str, Any], step: Step) -> dict[str, str]:
+    done = {"step": "done"}
+    with tempfile.TemporaryDirectory(prefix="firmware-") as folder:  # the download's; deleted after
+        step("download")
+        got = fetch(str(document["url"]), os.path.join(folder, "firmware.bin")) if "url" in document else None
+        step("verify")
+        if got is not None:
+            verify(document, *got)
+            done |= {"downloaded": str(got[0]), "sha256": got[1]}
+        step(f"install {document.get('version', '?')}")  # a real agent flashes folder/firmware.bin here
+        step("reboot")
+    return done
+
+
+def reboot(document: dict[str, Any], step: Step) -> dict[str, str]:
+    step("reboot")
+    return {"step": "done"}
+
+
+OPERATIONS: dict[str, Callable[[dict[str, Any], Step], dict[str, str]]] = {"firmware": firmware, "reboot": reboot}
 
 
 def run(jobs: Any, thing: str, execution: dict[str, Any]) -> str:
     """Run one execution to its end; returns the status it finished with."""
     document = json.loads(execution.get("jobDocument") or "{}")
     job_id, version = execution["jobId"], execution["versionNumber"]
-    steps = OPERATIONS.get(document.get("operation", ""))
-    if steps is None:
+    operation = OPERATIONS.get(document.get("operation", ""))
+    if operation is None:
         jobs.update_job_execution(
             thingName=thing,
             jobId=job_id,
@@ -94,23 +163,29 @@ def run(jobs: Any, thing: str, execution: dict[str, Any]) -> str:
             expectedVersion=version,
         )
         return "REJECTED"
-    for step in steps(document):
-        state = jobs.update_job_execution(
+
+    def step(name: str) -> None:
+        nonlocal version
+        version = jobs.update_job_execution(
             thingName=thing,
             jobId=job_id,
             status="IN_PROGRESS",
-            statusDetails={"step": step},
+            statusDetails={"step": name},
             stepTimeoutInMinutes=STEP_TIMEOUT_MINUTES,
             expectedVersion=version,
             includeJobExecutionState=True,
-        )["executionState"]
-        version = state["versionNumber"]
-    outcome = "FAILED" if document.get("fail") else "SUCCEEDED"
+        )["executionState"]["versionNumber"]
+
+    try:
+        details = operation(document, step)
+        outcome = "FAILED" if document.get("fail") else "SUCCEEDED"
+    except DownloadError as error:
+        outcome, details = "FAILED", {"reason": str(error)}
     final = jobs.update_job_execution(
         thingName=thing,
         jobId=job_id,
         status=outcome,
-        statusDetails={"step": "done"},
+        statusDetails=details,
         expectedVersion=version,
         includeJobExecutionState=True,
     )["executionState"]

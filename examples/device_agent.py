@@ -24,14 +24,30 @@ device (one line; push is off), it polls when the service's hint says (next_poll
 jittered by the service), or every --interval seconds (+-20%). paho-mqtt is imported only with
 --mqtt: without it, this is the standard library only. --once works through what can be started,
 then exits, without push.
+
+Firmware files: a "firmware" document whose params have `url` (an http(s) URL, normally the
+fresh presigned GET URL a `${aws:iot:s3-presigned-url:...}` placeholder becomes) is a download.
+The agent reports {"step": "downloading"}, GETs the URL (streamed into a temporary folder, deleted
+when the execution ends: this example flashes nothing; at most MAX_DOWNLOAD_BYTES, a timeout of
+DOWNLOAD_TIMEOUT_S on connecting and on each read), then checks what the params give: `size` (an
+integer, or a string of digits) against the byte count, `sha256` (hex) against the file's SHA-256.
+Done: SUCCEEDED, {"installed": version, "downloaded": "<bytes>", "sha256": "<hex>"}. A mismatch
+or a failed download (an expired URL's HTTP 403, a 404, the network): FAILED, {"reason": "sha256
+mismatch"}, {"reason": "size mismatch"}, {"reason": "download: HTTP 403"}... (all values strings,
+as AWS's statusDetails has them).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import http.client
 import json
+import os
 import random
+import re
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -44,6 +60,8 @@ Report = Callable[[dict[str, Any]], None]
 STEP_TIMEOUT_MINUTES = 10  # each step must report within this, or the service times the execution out
 DEFAULT_POLL_S = 300.0  # when the service gives no hint
 CONNECT_WAIT_S = 10.0  # for the broker's first answer, before polling instead
+MAX_DOWNLOAD_BYTES = 512 * 2**20  # a larger firmware file is refused
+DOWNLOAD_TIMEOUT_S = 60.0  # to connect, and for each read
 _jitter = random.SystemRandom()
 
 
@@ -93,12 +111,56 @@ class JobsApi:
         return dict(answer)
 
 
+# A document's file: fetched, then checked against what the document says of it.
+class DownloadError(Exception):
+    """The file a document names could not be had, or is not the one it describes: FAILED, with
+    {"reason": str(error)}."""
+
+
+def fetch(url: str, path: str) -> tuple[int, str]:
+    """GET url into path, streamed, at most MAX_DOWNLOAD_BYTES: its byte count and SHA-256 (hex)."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise DownloadError("download: not an http(s) URL")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(path, "wb") as file:  # noqa: S310
+            while chunk := response.read(1 << 16):
+                size += len(chunk)
+                if size > MAX_DOWNLOAD_BYTES:
+                    raise DownloadError(f"download: over {MAX_DOWNLOAD_BYTES} bytes")
+                digest.update(chunk)
+                file.write(chunk)
+    except urllib.error.HTTPError as error:  # 403: expired or tampered with; 404: no such object
+        raise DownloadError(f"download: HTTP {error.code}") from None
+    except (OSError, http.client.HTTPException) as error:  # unreachable, timed out, cut off
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        raise DownloadError(f"download: {reason}"[:200]) from None
+    return size, digest.hexdigest()
+
+
+def verify(params: dict[str, Any], size: int, sha256: str) -> None:
+    """The file against the `size` and `sha256` the params give, if they give them."""
+    expected = params.get("size")
+    if expected is not None and not (re.fullmatch(r"[0-9]+", str(expected)) and int(str(expected)) == size):
+        raise DownloadError("size mismatch")
+    if params.get("sha256") is not None and str(params["sha256"]).strip().lower() != sha256:
+        raise DownloadError("sha256 mismatch")
+
+
 # One handler per document type: it does the work (the execution's document.params; its attempt,
 # 1 then 2... when retried) and reports progress; raising means FAILED.
 def install_firmware(execution: dict[str, Any], report: Report) -> dict[str, Any]:
-    for step in ("downloading", "verifying", "installing"):
-        report({"step": step})
-    return {"installed": execution["document"]["params"].get("version", "unknown")}
+    params = execution["document"]["params"]
+    outcome = {"installed": str(params.get("version", "unknown"))}
+    with tempfile.TemporaryDirectory(prefix="firmware-") as folder:  # the download's; deleted after
+        report({"step": "downloading"})
+        got = fetch(str(params["url"]), os.path.join(folder, "firmware.bin")) if "url" in params else None
+        report({"step": "verifying"})
+        if got is not None:
+            verify(params, *got)
+            outcome |= {"downloaded": str(got[0]), "sha256": got[1]}
+        report({"step": "installing"})  # a real agent flashes folder/firmware.bin here
+    return outcome
 
 
 def reboot(execution: dict[str, Any], report: Report) -> dict[str, Any]:
@@ -135,7 +197,8 @@ def run_job(api: JobsApi, execution: dict[str, Any]) -> str:
     try:
         outcome = handler(execution, report)
     except Exception as exc:
-        answer = api.update(job_id, version, "FAILED", {"error": str(exc)[:500]})
+        why = {"reason": str(exc)} if isinstance(exc, DownloadError) else {"error": str(exc)[:500]}
+        answer = api.update(job_id, version, "FAILED", why)
         if answer["status"] == "QUEUED":  # the job retries it: the next attempt is queued already
             return f"FAILED, retried as attempt {answer['attempt']}"
         return "FAILED"

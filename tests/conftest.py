@@ -133,7 +133,8 @@ def local_server(env: dict[str, str], log: Path) -> Iterator[str]:
     output goes to a file: an unread pipe fills up and stops the server mid-request."""
     port = free_port()
     terminal = log.with_suffix(".terminal")
-    env = {"MQTT_PORT": str(free_port()), "S3_PORT": str(free_port()), **env}  # its broker and S3, on ports of their own
+    # its broker and S3, on ports of their own
+    env = {"MQTT_PORT": str(free_port()), "S3_PORT": str(free_port()), **env}
     with terminal.open("w") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "jobs_local.server", "--port", str(port), "--log", str(log)],

@@ -18,6 +18,7 @@ FILES = {
     "jobs.js": "text/javascript; charset=utf-8",
     "devices.js": "text/javascript; charset=utf-8",
     "groups.js": "text/javascript; charset=utf-8",
+    "templates.js": "text/javascript; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
 }
@@ -57,7 +58,9 @@ def page() -> Response[str]:
     tags=["console"],
 )
 def asset(
-    asset: Annotated[Literal["api.js", "jobs.js", "devices.js", "groups.js", "app.js", "app.css"], PathParam()],
+    asset: Annotated[
+        Literal["api.js", "jobs.js", "devices.js", "groups.js", "templates.js", "app.js", "app.css"], PathParam()
+    ],
 ) -> Response[str]:
     return _file(asset)
 

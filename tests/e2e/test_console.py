@@ -3,92 +3,42 @@
 job for a group, let devices finish through the device API and watch the bars, cancel, and see
 that a document type made of markup stays text; register a device and use the token the page
 shows, rotate and revoke it, make a group of devices, delete a device and see its execution
-REMOVED. Screenshots go to the test's output directory."""
+REMOVED; create a job template, see its settings, create a job from it with a parameter, delete
+it. Screenshots go to the test's output directory."""
 
 from __future__ import annotations
 
-import shutil
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 
 from jobs_core.domain import groups
 from jobs_core.store.db import Database
 from jobs_local import devjwt
+from tests.e2e.console_pages import (
+    answer_confirm,
+    bar_of,
+    by_id,
+    device,
+    field,
+    open_page,
+    operator_api,
+    pending,
+    row_ids,
+    shown_token,
+    sign_in,
+    wait_for,
+)
 from tests.e2e.test_e2e_http import http
 from tests.factories import Register
 
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 XSS = "<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    if not (shutil.which(CHROMIUM) and shutil.which(DRIVER)):
-        raise RuntimeError("Chromium and its driver are missing: `make chromium` installs them (make test does)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-        except Exception:  # the page is mid-render: stale or absent elements
-            found = None
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def sign_in(browser: WebDriver, base_url: str, token: str) -> None:
-    browser.get(base_url + "/console")
-    if browser.execute_script("return sessionStorage.length"):  # a test before did not sign out
-        browser.execute_script("sessionStorage.clear()")
-        browser.refresh()
-    browser.find_element(By.ID, "token").send_keys(token)
-    browser.find_element(By.ID, "use-token").click()
-    wait_for(lambda: browser.find_element(By.ID, "jobs").is_displayed(), "the jobs list")
-
-
-def bar_of(browser: WebDriver, job_id: str) -> dict[str, tuple[int, float]]:
-    """The job's row's bar: status -> (count, width in % of the bar)."""
-    row = browser.find_element(By.CSS_SELECTOR, f'tr[data-job-id="{job_id}"]')
-    bar = row.find_element(By.CSS_SELECTOR, ".bar")
-    total = bar.rect["width"]
-    return {
-        s.get_attribute("data-status") or "": (int(s.get_attribute("data-count") or 0), 100 * s.rect["width"] / total)
-        for s in bar.find_elements(By.CSS_SELECTOR, ".segment")
-    }
-
-
-def device(base_url: str, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    return http(base_url, method, path, headers={"X-Provision-Token": token}, body=body)
-
-
-def field(browser: WebDriver, name: str) -> WebElement:
-    return browser.find_element(By.ID, f"f-{name}")
 
 
 def test_an_operator_watches_and_steers_a_rollout_in_the_console(
@@ -190,47 +140,11 @@ def test_an_operator_watches_and_steers_a_rollout_in_the_console(
     assert browser.find_element(By.ID, "sign-in").is_displayed()
 
 
-def by_id(browser: WebDriver, element_id: str) -> WebElement:
-    return browser.find_element(By.ID, element_id)
-
-
-def open_page(browser: WebDriver, base_url: str, hash_: str, section: str) -> None:
-    browser.get(f"{base_url}/console{hash_}")
-    wait_for(lambda: by_id(browser, section).is_displayed(), f"the {section} page")
-
-
-def answer_confirm(browser: WebDriver, accept: bool = True) -> str:
-    """The page's confirm(): its question, answered."""
-    alert = wait_for(lambda: browser.switch_to.alert, "a confirmation")
-    question = str(alert.text)
-    if accept:
-        alert.accept()
-    else:
-        alert.dismiss()
-    return question
-
-
-def pending(base_url: str, token: str) -> int:
-    """What the device API answers a device's token with: 200 or 401."""
-    return device(base_url, token, "GET", "/device/v1/jobs/pending")[0]
-
-
-def row_ids(browser: WebDriver, tbody: str) -> list[str]:
-    """The ids of the devices a table lists, in order."""
-    return [r.get_attribute("data-device-id") or "" for r in browser.find_elements(By.CSS_SELECTOR, f"#{tbody} tr")]
-
-
-def shown_token(browser: WebDriver, other_than: str = "") -> str:
-    return str(wait_for(lambda: (t := by_id(browser, "secret-token").text) != other_than and t, "the token shown"))
-
-
 def test_an_operator_manages_the_fleet_in_the_console(
     browser: WebDriver, base_url: str, tenant: str, tmp_path: Path
 ) -> None:
     jwt = devjwt.mint(tenant, "alice")
-
-    def operator(method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        return http(base_url, method, path, headers={"Authorization": "Bearer " + jwt}, body=body)
+    operator = operator_api(base_url, jwt)
 
     for device_id, model, site in [("cam-2", "s-200", "lobby"), ("gw-1", "g-10", "roof"), ("sensor-7", "t-3", "lab")]:
         assert (
@@ -398,3 +312,88 @@ def test_an_operator_manages_the_fleet_in_the_console(
 
     by_id(browser, "sign-out").click()
     assert browser.execute_script("return sessionStorage.length") == 0
+
+
+def test_an_operator_creates_a_job_from_a_template_in_the_console(
+    browser: WebDriver, base_url: str, tenant: str, register: Register, tmp_path: Path
+) -> None:
+    jwt = devjwt.mint(tenant, "alice")
+    operator = operator_api(base_url, jwt)
+
+    register(tenant, 1, prefix="cam")
+    document = {
+        "version": "${aws:iot:parameter:version}",
+        "file": "${aws:iot:s3-presigned-url:https://s3.amazonaws.com/firmware/cam-${aws:iot:parameter:version}.bin}",
+    }
+    template: dict[str, Any] = {"template_id": "cam-fw", "document_type": "firmware", "document_params": document}
+    template |= {"description": XSS, "timeout_minutes": 30, "presigned_url_config": {"expires_in_sec": 600}}
+    template |= {"retry": [{"failure_type": "FAILED", "number_of_retries": 2}]}
+    assert operator("POST", "/customer/job-templates", template)[0] == 201
+    sign_in(browser, base_url, jwt)
+
+    # Its page: the settings, the parameters, the document with its placeholders as written; markup as text.
+    open_page(browser, base_url, "#/templates", "templates")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, 'tr[data-template-id="cam-fw"]'), "the template listed")
+    browser.find_element(By.CSS_SELECTOR, 'tr[data-template-id="cam-fw"] a').click()
+    wait_for(lambda: "Parameters\nversion" in by_id(browser, "template-facts").text, "the template's page")
+    facts = by_id(browser, "template-facts").text
+    for shown in ("Document type\nfirmware", "30 minutes", "2 on FAILED", "valid 600 seconds", f"Description\n{XSS}"):
+        assert shown in facts
+    assert document["file"] in by_id(browser, "template-document").text
+    assert browser.find_elements(By.CSS_SELECTOR, "main img") == []
+    browser.save_screenshot(str(tmp_path / "console-template.png"))
+
+    # A job from it: the template's settings and an input per parameter; the one missing, the API's 422.
+    by_id(browser, "template-use").click()
+    wait_for(lambda: by_id(browser, "f-param-version").is_displayed(), "the parameter's input")
+    assert browser.execute_script("return document.getElementById('f-param-version').labels.length") == 1
+    assert Select(by_id(browser, "f-template_id")).first_selected_option.text == "cam-fw"
+    assert "valid 600 seconds" in by_id(browser, "new-template-facts").text
+    assert (
+        by_id(browser, "document-optional").is_displayed()
+        and field(browser, "document_params").get_property("value") == ""
+    )
+    browser.save_screenshot(str(tmp_path / "console-new-from-template.png"))
+    field(browser, "target").send_keys("cam-0000")
+    field(browser, "job_id").send_keys("cam-fw-301")
+    by_id(browser, "create").click()
+    wait_for(lambda: "missing version" in by_id(browser, "error-document_parameters").text, "the missing parameter")
+    by_id(browser, "f-param-version").send_keys("3.0.1")
+    by_id(browser, "create").click()
+    wait_for(lambda: by_id(browser, "job-title").text == "Job cam-fw-301", "the new job's page")
+    wait_for(lambda: "Template\ncam-fw" in by_id(browser, "job-facts").text, "the job's template")
+    facts = by_id(browser, "job-facts").text
+    assert "Template\ncam-fw" in facts and "Presigned URLs\nvalid 600 seconds" in facts
+    status, job = operator("GET", "/customer/jobs/cam-fw-301")
+    assert status == 200 and (job["template_id"], job["document_type"], job["timeout_minutes"]) == (
+        "cam-fw",
+        "firmware",
+        30,
+    )
+    assert job["document_params"]["version"] == "3.0.1" and "/firmware/cam-3.0.1.bin}" in job["document_params"]["file"]
+    assert job["presigned_url_config"]["expires_in_sec"] == 600 and "3.0.1" in by_id(browser, "job-document").text
+
+    # A template through the form: refusals beside their fields, then its page; deleted after a confirmation.
+    open_page(browser, base_url, "#/templates", "templates")
+    by_id(browser, "tpl-f-template_id").send_keys("cam-fw")
+    by_id(browser, "tpl-f-document_type").send_keys("reboot")
+    by_id(browser, "tpl-f-document_params").clear()
+    by_id(browser, "tpl-f-document_params").send_keys('{"delay": ')
+    by_id(browser, "create-template").click()
+    wait_for(lambda: "not JSON" in by_id(browser, "tpl-error-document_params").text, "the JSON's error")
+    by_id(browser, "tpl-f-document_params").send_keys('"${aws:iot:parameter:delay}"}')
+    by_id(browser, "create-template").click()
+    wait_for(lambda: "cam-fw" in by_id(browser, "tpl-error-template_id").text, "the conflict beside the id")
+    by_id(browser, "tpl-f-template_id").clear()
+    by_id(browser, "tpl-f-template_id").send_keys("reboot")
+    by_id(browser, "tpl-f-presigned_url_config").send_keys("120")
+    by_id(browser, "create-template").click()
+    wait_for(lambda: "Parameters\ndelay" in by_id(browser, "template-facts").text, "the new template's page")
+    assert "valid 120 seconds" in by_id(browser, "template-facts").text
+    by_id(browser, "delete-template").click()
+    assert "keep their document" in answer_confirm(browser)
+    wait_for(lambda: by_id(browser, "templates").is_displayed(), "the templates list")
+    assert operator("GET", "/customer/job-templates/reboot")[0] == 404
+    wait_for(lambda: not browser.find_elements(By.CSS_SELECTOR, 'tr[data-template-id="reboot"]'), "the list without it")
+
+    by_id(browser, "sign-out").click()

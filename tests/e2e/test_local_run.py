@@ -94,7 +94,7 @@ def test_a_busy_port_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         done = subprocess.run(
             [sys.executable, "-m", "jobs_local.server", "--port", str(port), "--log", str(tmp_path / "log")],
-            env={**env, "MQTT_PORT": str(free_port())},
+            env={**env, "MQTT_PORT": str(free_port()), "S3_PORT": str(free_port())},
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -121,6 +121,7 @@ def embedded(tmp_path: Path) -> Iterator[dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {
         "JOBS_LOCAL_PGDATA": str(pgdata),
         "MQTT_PORT": str(free_port()),
+        "S3_PORT": str(free_port()),
     }
     yield env
     subprocess.run([sys.executable, "-c", "from jobs_local import devdb; devdb.database_url()"], env=env, timeout=60)
@@ -260,7 +261,7 @@ def test_a_busy_mqtt_port_is_one_line(env: dict[str, str], tmp_path: Path) -> No
         mqtt_port = taken.getsockname()[1]
         done = subprocess.run(
             [sys.executable, "-m", "jobs_local.server", "--port", str(free_port()), "--log", str(tmp_path / "log")],
-            env={**env, "MQTT_PORT": str(mqtt_port)},
+            env={**env, "MQTT_PORT": str(mqtt_port), "S3_PORT": str(free_port())},
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -274,6 +275,28 @@ def test_a_busy_mqtt_port_is_one_line(env: dict[str, str], tmp_path: Path) -> No
     assert "Traceback" not in done.stdout + done.stderr
 
 
+def test_a_busy_s3_port_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        s3_port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "jobs_local.server", "--port", str(free_port()), "--log", str(tmp_path / "log")],
+            env={k: v for k, v in env.items() if k != "S3_ENDPOINT_URL"}
+            | {"MQTT_PORT": str(free_port()), "S3_PORT": str(s3_port)},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stdout.strip().splitlines() == [
+        f"error: S3 port {s3_port} is in use; try S3_PORT={s3_port + 1} make run"
+        " (or S3_ENDPOINT_URL=http://host:port to use an S3 you run)"
+    ]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 def listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
@@ -281,9 +304,9 @@ def listening(port: int) -> bool:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_killing_make_run_stops_every_part_it_started(embedded: dict[str, str], tmp_path: Path, signum: int) -> None:
-    """`make run`'s own process killed: the server, its MQTT broker and the embedded database stop."""
+    """`make run`'s own process killed: the server, its MQTT broker, its S3 and the embedded database stop."""
     pgdata = Path(embedded["JOBS_LOCAL_PGDATA"])
-    port, mqtt_port = free_port(), int(embedded["MQTT_PORT"])
+    port, mqtt_port, s3_port = free_port(), int(embedded["MQTT_PORT"]), int(embedded["S3_PORT"])
     terminal = tmp_path / "terminal"
     with terminal.open("w") as out:
         make = subprocess.Popen(
@@ -298,7 +321,8 @@ def test_killing_make_run_stops_every_part_it_started(embedded: dict[str, str], 
         assert make.poll() is None and time.monotonic() < deadline, terminal.read_text()[-3000:]
         time.sleep(0.2)
     assert f"push over MQTT on mqtt://127.0.0.1:{mqtt_port}" in terminal.read_text()
-    assert listening(port) and listening(mqtt_port) and postgres_running(pgdata)
+    assert f"firmware files on S3 at http://127.0.0.1:{s3_port}" in terminal.read_text()
+    assert listening(port) and listening(mqtt_port) and listening(s3_port) and postgres_running(pgdata)
     servers = psutil.Process(make.pid).children(recursive=True)
     assert servers
 
@@ -307,5 +331,5 @@ def test_killing_make_run_stops_every_part_it_started(embedded: dict[str, str], 
 
     _, alive = psutil.wait_procs(servers, timeout=30)
     assert not alive, [p.cmdline() for p in alive]
-    assert not listening(port) and not listening(mqtt_port)
+    assert not listening(port) and not listening(mqtt_port) and not listening(s3_port)
     assert not postgres_running(pgdata)

@@ -99,7 +99,7 @@ def test_migrates_on_create_and_update_and_keeps_the_data_on_delete(
             "SUCCESS",
             {
                 "Applied": "0001_schema,0002_runtime_membership,0003_device_calls,0004_hardening,0005_lifecycle,"
-                "0006_rollouts,0007_aws_api,0008_fleet,0009_targets,0010_push"
+                "0006_rollouts,0007_aws_api,0008_fleet,0009_targets,0010_push,0011_templates"
             },
         ),
         ("SUCCESS", {"Applied": "none"}),

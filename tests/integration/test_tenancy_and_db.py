@@ -163,7 +163,7 @@ def test_migrations_are_idempotent_and_safe_when_two_run_at_once(server_url: str
             thread.join()
         assert sorted(map(str, results)) == [
             "['0001_schema', '0002_runtime_membership', '0003_device_calls', '0004_hardening', '0005_lifecycle',"
-            " '0006_rollouts', '0007_aws_api', '0008_fleet', '0009_targets', '0010_push']",
+            " '0006_rollouts', '0007_aws_api', '0008_fleet', '0009_targets', '0010_push', '0011_templates']",
             "[]",
         ]
         assert migrate(url) == []

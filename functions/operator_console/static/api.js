@@ -1,7 +1,7 @@
 // The operator console's shared part: the operator API called with the operator's JWT, the page's
-// sections, notices, bars and form errors. Loaded first; jobs.js, devices.js, groups.js and app.js
-// (the routes) use what it defines. Every value from the API goes into the page through
-// textContent, never as markup.
+// sections, notices, bars and form errors. Loaded first; jobs.js, devices.js, groups.js,
+// templates.js and app.js (the routes) use what it defines. Every value from the API goes into
+// the page through textContent, never as markup.
 "use strict";
 
 const TOKEN_KEY = "iot-jobs.operator-token"; // sessionStorage: this tab only, never in a URL
@@ -16,16 +16,18 @@ const SEGMENTS = [
 const SECTIONS = {
   "sign-in": null, jobs: "nav-jobs", job: "nav-jobs", new: "nav-new",
   devices: "nav-devices", device: "nav-devices", register: "nav-devices", groups: "nav-groups", group: "nav-groups",
+  templates: "nav-templates", template: "nav-templates",
 };
 
 const $ = (id) => document.getElementById(id);
 const enc = encodeURIComponent; // an id in a path or a hash
 // What each page shows: a list's page (a cursor: null is the first) and its next page's cursor,
-// the job, device or group open.
+// the job, device, group or template open.
 const state = {
   listCursor: null, listNext: null, jobId: null, execCursor: null, execNext: null, timer: null,
   devicesCursor: null, devicesNext: null, deviceId: null, deviceVersion: null, deviceAttributes: [],
   groupsCursor: null, groupsNext: null, groupId: null, membersCursor: null, membersNext: null,
+  templatesCursor: null, templatesNext: null, templateId: null,
 };
 
 function el(tag, text, className) {

@@ -1,12 +1,13 @@
 // The operator console's routes, and its start. Loaded last: api.js (the API, shared helpers),
-// jobs.js, devices.js and groups.js (the pages) define what it calls.
+// jobs.js, devices.js, groups.js and templates.js (the pages) define what it calls.
 "use strict";
 
 // The hash of each page; the first that matches opens (its parts decoded), #/jobs otherwise.
 const ROUTES = [
-  [/^#\/jobs\/(.+)$/, openJob], [/^#\/new$/, openNewJob],
+  [/^#\/jobs\/(.+)$/, openJob], [/^#\/new$/, openNewJob], [/^#\/new\/(.+)$/, openNewJob],
   [/^#\/devices\/(.+)$/, openDevice], [/^#\/devices$/, openDevices], [/^#\/register$/, openRegister],
   [/^#\/groups\/(.+)$/, openGroup], [/^#\/groups$/, openGroups],
+  [/^#\/templates\/(.+)$/, openTemplate], [/^#\/templates$/, openTemplates],
 ];
 
 let flash = null; // what the next page says first (go), as a notice
@@ -26,7 +27,7 @@ function route() {
   hideToken(); // a token shown once goes with the page it was shown on
   notice(flash || "");
   flash = null;
-  state.jobId = state.deviceId = state.groupId = null;
+  state.jobId = state.deviceId = state.groupId = state.templateId = null;
   if (!token()) { stopRefresh(); show("sign-in"); $("token").focus(); return; }
   const hash = location.hash || "#/jobs";
   for (const [pattern, open] of ROUTES) {
@@ -49,6 +50,7 @@ function start() {
   wireJobs();
   wireDevices();
   wireGroups();
+  wireTemplates();
   window.addEventListener("hashchange", route);
   route();
 }

@@ -1,4 +1,5 @@
-// The jobs: the list with a bar per job, one job with its executions, and creating one.
+// The jobs: the list with a bar per job, one job with its executions, and creating one (from a
+// template too: templates.js holds the form's template choice).
 "use strict";
 
 function target(job) {
@@ -95,8 +96,14 @@ function renderJob(job) {
     ["Released", `${p.released} released, ${p.unreleased} not yet`],
     ["Rate", p.rate_per_minute ? `${p.rate_per_minute} a minute` : "not paced"],
     ["Next release", fmtTime(p.next_release_at)], ["Stopped", p.stop_reason ? `${p.stop_reason} (${fmtTime(p.stopped_at)})` : "-"],
+    ...(job.presigned_url_config ? [["Presigned URLs", presignedText(job.presigned_url_config)]] : []),
   ]) {
     facts.append(el("dt", name), el("dd", value));
+  }
+  if (job.template_id) { // a link: the template may be gone since, its page then says so
+    const dd = el("dd");
+    dd.append(link(job.template_id, `#/templates/${enc(job.template_id)}`));
+    facts.append(el("dt", "Template"), dd);
   }
   const counts = $("job-counts");
   counts.replaceChildren();
@@ -108,7 +115,8 @@ function renderJob(job) {
   }
   $("job-document").textContent = JSON.stringify({ type: job.document_type, params: job.document_params }, null, 2);
   $("job-settings").textContent = JSON.stringify(
-    { rollout: job.rollout, abort: job.abort, scheduling: job.scheduling, timeout_minutes: job.timeout_minutes, retry: job.retry },
+    { rollout: job.rollout, abort: job.abort, scheduling: job.scheduling, timeout_minutes: job.timeout_minutes, retry: job.retry,
+      presigned_url_config: job.presigned_url_config },
     null, 2,
   );
   const ended = job.status === "COMPLETED" || job.status === "CANCELED";
@@ -160,16 +168,22 @@ function when(id) {
   return value ? new Date(value).toISOString() : null;
 }
 
+// From a template, the document's fields are optional: empty, the template's are used.
 function createBody() {
-  const body = { document_type: $("f-document_type").value };
+  const body = {};
+  const fromTemplate = Boolean($("f-template_id").value);
+  if (!fromTemplate || $("f-document_type").value.trim()) body.document_type = $("f-document_type").value;
+  templateChoice(body);
   const kind = document.querySelector("input[name=target]:checked").value;
   const where = $("f-target").value.trim();
   if (kind === "device") body.target_device_id = where;
   else if (kind === "group") body.target_group_id = where;
   else body.target_all = true;
   if ($("f-continuous").checked) body.target_selection = "CONTINUOUS";
-  try { body.document_params = JSON.parse($("f-document_params").value || "{}"); }
-  catch (e) { throw new FieldError("document_params", "not JSON: write a JSON object"); }
+  if (!fromTemplate || $("f-document_params").value.trim()) {
+    try { body.document_params = JSON.parse($("f-document_params").value || "{}"); }
+    catch (e) { throw new FieldError("document_params", "not JSON: write a JSON object"); }
+  }
   if ($("f-job_id").value.trim()) body.job_id = $("f-job_id").value.trim();
   if ($("f-description").value.trim()) body.description = $("f-description").value.trim();
   body.expires_in_hours = number("f-expires_in_hours");
@@ -193,7 +207,7 @@ async function createJob(event) {
   try {
     const { body: created } = await api("POST", "/customer/jobs", body);
     go(`#/jobs/${encodeURIComponent(created.job_id)}`, `Job ${created.job_id} created for ${created.execution_count} devices.`);
-  } catch (e) { refused("", e); }
+  } catch (e) { refused("", e, templateRefusal(e)); }
 }
 
 
@@ -208,7 +222,12 @@ function openJob(id) {
   every(loadJob);
 }
 
-function openNewJob() { stopRefresh(); show("new"); }
+// #/new/TEMPLATE: the form with that template chosen.
+function openNewJob(templateId) {
+  stopRefresh();
+  show("new");
+  loadTemplateChoices(templateId || $("f-template_id").value);
+}
 
 function wireJobs() {
   legend();
