@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
 from jobs_core.aws import notify
-from jobs_core.domain import notifications, presign
+from jobs_core.domain import notifications, presign, templates
+from jobs_core.domain.templates import TemplateCreate
+from jobs_core.errors import Conflict
 from jobs_core.settings import settings
+from jobs_core.store.db import Database
 from tests.factories import Admin, Register
 from tests.helpers import invoke, operator_claims
 
@@ -250,3 +255,24 @@ class TestDevicesReadSignedUrls:
         monkeypatch.setattr(presign, "_credentials", lambda: None)
         status, body = invoke("GET", "/device/v1/jobs/pending", token=tokens["dev-0000"])
         assert status == 200 and body["jobs"][0]["document"]["params"]["url"].startswith("${aws:iot:s3-presigned-url:")
+
+
+def test_two_creates_of_one_template_at_once_give_one_template(database_url: str, tenant: str) -> None:
+    """Eight connections create the same template at once: one is created, seven are told 409."""
+    handles = [Database(lambda refresh: database_url) for _ in range(8)]
+    start = threading.Barrier(len(handles))
+
+    def create(db: Database) -> str:
+        start.wait()
+        try:
+            templates.create(db, tenant, TemplateCreate.model_validate(TEMPLATE))
+            return "created"
+        except Conflict:
+            return "conflict"
+        finally:
+            db.close()
+
+    with ThreadPoolExecutor(len(handles)) as pool:
+        outcomes = sorted(pool.map(create, handles))
+    assert outcomes == ["conflict"] * 7 + ["created"]
+    assert len(as_operator(tenant, "GET", "/customer/job-templates")[1]) == 1
