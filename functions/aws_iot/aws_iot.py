@@ -1,15 +1,15 @@
-"""AWS IoT's control plane (boto3 `iot`, endpoint_url=BASE + "/iot"), the jobs operations and the
-registry's (things, thing groups), in one function: one API, one error format, the operator's JWT
-(checked by the API's authorizer) for all of them; every other operation of the model is a
-modelled error. The rules are the layer's (aws/jobs.py, aws/job_executions.py and aws/things.py
-over the native operator logic)."""
+"""AWS IoT's control plane (boto3 `iot`, endpoint_url=BASE + "/iot"), the jobs operations, the job
+templates' and the registry's (things, thing groups), in one function: one API, one error format,
+the operator's JWT (checked by the API's authorizer) for all of them; every other operation of the
+model is a modelled error. The rules are the layer's (aws/jobs.py, aws/job_executions.py,
+aws/job_templates.py and aws/things.py over the native operator logic)."""
 
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from jobs_core.aws import job_executions, things
+from jobs_core.aws import job_executions, job_templates, things
 from jobs_core.aws import jobs as aws_jobs
 from jobs_core.aws.http import AWS_SECURITY_OPERATOR, CONTROL_PLANE_ERRORS, aws_resolver, job, thing
 from jobs_core.aws.shapes import (
@@ -25,6 +25,13 @@ from jobs_core.aws.shapes import (
     ListJobExecutionsForJobResponse,
     ListJobExecutionsForThingResponse,
     ListJobsResponse,
+)
+from jobs_core.aws.template_shapes import (
+    CreateJobTemplateRequest,
+    CreateJobTemplateResponse,
+    DescribeJobTemplateResponse,
+    ListJobTemplatesResponse,
+    template_id,
 )
 from jobs_core.aws.thing_shapes import (
     ATTRIBUTE_NAME_PATTERN,
@@ -174,6 +181,39 @@ def executions_for_thing(
 @app.get("/iot/jobs/<jobId>/job-document", summary="GetJobDocument", security=SECURITY, tags=TAGS, responses=RESPONSES)
 def get_job_document(jobId: str) -> GetJobDocumentResponse:
     return aws_jobs.get_job_document(database(), operator(app).tenant_id, job(jobId))
+
+
+# Job templates (aws/job_templates.py).
+@app.put(
+    "/iot/job-templates/<jobTemplateId>", summary="CreateJobTemplate", security=SECURITY, tags=TAGS, responses=RESPONSES
+)
+def create_job_template(jobTemplateId: str, request: CreateJobTemplateRequest) -> CreateJobTemplateResponse:
+    tenant = operator(app).tenant_id
+    return job_templates.create_job_template(database(), tenant, template_id(jobTemplateId), request)
+
+
+@app.get(
+    "/iot/job-templates/<jobTemplateId>",
+    summary="DescribeJobTemplate",
+    security=SECURITY,
+    tags=TAGS,
+    responses=RESPONSES,
+)
+def describe_job_template(jobTemplateId: str) -> DescribeJobTemplateResponse:
+    return job_templates.describe_job_template(database(), operator(app).tenant_id, template_id(jobTemplateId))
+
+
+@app.get("/iot/job-templates", summary="ListJobTemplates", security=SECURITY, tags=TAGS, responses=RESPONSES)
+def list_job_templates(maxResults: MaxResults = None, nextToken: Token = None) -> ListJobTemplatesResponse:
+    return job_templates.list_job_templates(database(), operator(app).tenant_id, maxResults, nextToken)
+
+
+@app.delete(
+    "/iot/job-templates/<jobTemplateId>", summary="DeleteJobTemplate", security=SECURITY, tags=TAGS, responses=RESPONSES
+)
+def delete_job_template(jobTemplateId: str) -> Response[dict[str, str]]:
+    job_templates.delete_job_template(database(), operator(app).tenant_id, template_id(jobTemplateId))
+    return _empty()
 
 
 # The registry: things and thing groups (aws/things.py).

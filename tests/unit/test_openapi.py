@@ -15,8 +15,8 @@ def test_it_lists_every_route_of_the_template_with_both_security_schemes() -> No
     routed = {(route.method, route.path) for route in template.routes() if not route.greedy}
     assert documented == routed
     # jobs; the fleet; AWS IoT Jobs' data and control planes; the console; AWS IoT's things and thing groups;
-    # job templates
-    assert len(routed) == 10 + 15 + 4 + 11 + 2 + 13 + 4
+    # job templates, natively and through AWS IoT's control plane
+    assert len(routed) == 10 + 15 + 4 + 11 + 2 + 13 + 4 + 4
     assert set(schema["components"]["securitySchemes"]) == {"provisionToken", "operatorJwt"}
     put = schema["paths"]["/device/v1/jobs/{job_id}/execution"]["put"]
     assert put["requestBody"]["content"]["application/json"]["schema"] == {

@@ -6,7 +6,6 @@ presignedUrlConfig: our timeout_minutes, retry, rollout, abort, presigned_url_co
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -15,6 +14,7 @@ from jobs_core.aws.shapes import AwsError, CreateJobRequest
 from jobs_core.aws.template_shapes import CreateJobTemplateRequest
 from jobs_core.domain.models import JobSummary
 from jobs_core.domain.templates import TemplateDetail
+from jobs_core.native.http import strict_json
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -24,11 +24,9 @@ def document_fields(text: str | None) -> dict[str, Any]:
     if text is None:
         raise AwsError("InvalidRequestException", "give the document")
     try:
-        document = json.loads(text)
+        document = strict_json(text)  # as jsonb takes it: no NaN, no overflow, not too deep for the parser
     except ValueError:
-        document = None
-    if not isinstance(document, dict):
-        raise AwsError("InvalidRequestException", "the document must be a JSON object")
+        raise AwsError("InvalidRequestException", "the document must be a JSON object") from None
     operation = document.get("operation")
     return {
         "document_type": operation if isinstance(operation, str) and 0 < len(operation) <= 100 else "document",

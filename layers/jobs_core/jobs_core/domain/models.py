@@ -53,7 +53,10 @@ def _bounded_json(limit: int) -> AfterValidator:
                 stack.extend((inner, depth + 1) for inner in item)
             elif isinstance(item, str):
                 _check_text(item)
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        try:  # NaN and Infinity are not JSON (nor jsonb): refused, not left for the database to fail on
+            size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+        except ValueError:
+            raise ValueError("numbers must be finite") from None
         if size > limit:
             raise ValueError(f"at most {limit} bytes of JSON, got {size}")
         return value
