@@ -193,6 +193,50 @@ class TestJobsFromTemplates:
         assert got == status and says in json.dumps(body), body
         assert admin.execute("SELECT count(*) AS n FROM jobs WHERE tenant_id = %s", [tenant]).fetchone() == {"n": 0}
 
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"url": "${aws:iot:s3-presigned-url:https://s3.amazonaws.com/firmware/a.bin"},  # not closed
+            {"url": "${aws:iot:s3-presigned-url-v3:https://s3.amazonaws.com/firmware/a.bin}"},
+            {"x": "${aws:iot:thing-name}"},
+        ],
+    )
+    def test_an_unknown_or_unclosed_placeholder_is_422(
+        self, tenant: str, register: Register, params: dict[str, str]
+    ) -> None:
+        register(tenant, 1)
+        body = {"document_type": "firmware", "document_params": params, "target_all": True}
+        status, answer = as_operator(tenant, "POST", "/customer/jobs", body=body)
+        assert status == 422 and repr(next(iter(params.values())))[:60] in answer["message"]
+        status, answer = as_operator(
+            tenant, "POST", "/customer/job-templates", body={**TEMPLATE, "document_params": params}
+        )
+        assert status == 422 and "closed by }" in answer["message"]
+
+    def test_a_value_cannot_end_the_placeholder_it_stands_in(self, tenant: str, register: Register) -> None:
+        register(tenant, 1)
+        template(tenant)
+        status, answer = job(tenant, document_parameters={"version": '2.1"}'})
+        assert status == 422 and "document_parameters" in json.dumps(answer)
+
+    def test_with_keys_per_tenant_a_url_names_the_tenants_own_objects(
+        self, tenant: str, register: Register, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("S3_TENANT_PREFIX", "true")
+        settings.cache_clear()
+        register(tenant, 1)
+        template(tenant)  # firmware/sensor/...: another prefix than the tenant's
+        status, answer = job(tenant, document_parameters={"version": "2.1"})
+        assert status == 422 and f"BUCKET/{tenant}/" in answer["message"]
+        own = f"${{aws:iot:s3-presigned-url:https://s3.amazonaws.com/firmware/{tenant}/fw.bin}}"
+        status, _ = as_operator(
+            tenant,
+            "POST",
+            "/customer/jobs",
+            body={"document_type": "f", "document_params": {"url": own}, "target_all": True},
+        )
+        assert status == 201
+
     def test_a_plain_job_may_use_parameters_and_placeholders_too(self, tenant: str, register: Register) -> None:
         tokens = register(tenant, 1)
         status, _ = as_operator(

@@ -33,6 +33,8 @@ class Settings(BaseModel):
     poll_hint_s: int = Field(default=300, ge=5, le=86_400)  # the next-poll hint's mean, jittered +-20%
     # Presigned URLs (domain/presign.py) point here when set (path style), else at S3 itself
     s3_endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+$")
+    # ... and name objects under the tenant's own prefix only (BUCKET/TENANT_ID/...): tenants share the buckets
+    s3_tenant_prefix: bool = False
 
     @model_validator(mode="after")
     def _one_database(self) -> Settings:
@@ -65,5 +67,6 @@ def settings() -> Settings:
         "push_function_name": os.environ.get("PUSH_FUNCTION_NAME") or None,
         "poll_hint_s": os.environ.get("POLL_HINT_S"),
         "s3_endpoint_url": os.environ.get("S3_ENDPOINT_URL") or None,
+        "s3_tenant_prefix": os.environ.get("S3_TENANT_PREFIX") or None,
     }
     return Settings.model_validate({k: v for k, v in env.items() if v is not None})

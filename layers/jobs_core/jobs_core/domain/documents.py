@@ -77,7 +77,7 @@ def check_template(document: dict[str, Any]) -> None:
     for name in sorted(names):
         if not re.match(PARAMETER_NAME, name):
             raise Unprocessable(f"parameter name {name[:64]!r}: 1-128 of [A-Za-z0-9_-]")
-    s3_objects(filled(document, dict.fromkeys(names, "p")))  # a parameter may stand for part of a URL
+    s3_objects(document)
 
 
 def filled(document: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
@@ -97,19 +97,38 @@ def filled(document: dict[str, Any], parameters: dict[str, str]) -> dict[str, An
 
 
 def s3_objects(document: dict[str, Any]) -> list[S3Object]:
-    """The objects the document's presigned placeholders name; 422 for one that names anything else."""
+    """The objects the document's presigned placeholders name; 422 for one that names anything else,
+    and for any other `${aws:iot:...}` text (unknown, or not closed). A parameter may stand for part
+    of a URL (a template's): it is read as a plain word here, and the URL checked again once filled."""
     found = []
-    for text in _strings(document):
+    for raw in _strings(document):
+        if "${aws:iot:" not in raw:
+            continue
+        text = PARAMETER.sub("p", raw)
+        known = {match.start() for match in PRESIGNED.finditer(text)}
+        if any(start not in known for start in _starts(text, "${aws:iot:")):
+            raise Unprocessable(
+                "a placeholder is ${aws:iot:parameter:NAME} or ${aws:iot:s3-presigned-url:URL}, closed by }: "
+                f"not {raw[:120]!r}"
+            )
         for url in PRESIGNED.findall(text):
             match = S3_OBJECT.match(url)
             key = match.group("key") if match else ""
             if match is None or len(key.encode()) > MAX_KEY_BYTES or any(ord(c) < 32 for c in key):
                 raise Unprocessable(
                     "a presigned-URL placeholder names an S3 object: ${aws:iot:s3-presigned-url:"
-                    f"https://s3.amazonaws.com/BUCKET/KEY}}, not {url[:100]!r}"
+                    f"https://s3.amazonaws.com/BUCKET/KEY}}, not {raw[:120]!r}"
                 )
             found.append(S3Object(match.group("bucket"), key, match.group("region")))
     return found
+
+
+def _starts(text: str, fragment: str) -> list[int]:
+    starts, at = [], text.find(fragment)
+    while at >= 0:
+        starts.append(at)
+        at = text.find(fragment, at + 1)
+    return starts
 
 
 @lru_cache(maxsize=4096)

@@ -125,7 +125,8 @@ class PresignedUrlConfig(RequestBody):
 
 TEMPLATE_ID_PATTERN = JOB_ID_PATTERN  # AWS's jobTemplateId rule
 ParameterName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
-ParameterValue = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# Text without control characters, or "}", which would end the placeholder a value may stand in.
+ParameterValue = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f}]+$")]
 
 
 def one_per_failure_type(retry: list[RetryCriterion] | None, abort: list[AbortCriterion] | None) -> None:

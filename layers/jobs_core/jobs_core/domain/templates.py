@@ -27,6 +27,7 @@ from jobs_core.domain.job_settings import (
 )
 from jobs_core.domain.models import DocumentParams, Model, RequestBody, Text, TimeoutMinutes, Timestamp
 from jobs_core.errors import Conflict, NotFound, Unprocessable
+from jobs_core.settings import settings
 from jobs_core.store.db import Database
 
 TENANT = "current_setting('jobs.tenant_id', true)"
@@ -156,6 +157,10 @@ def applied(db: Database, tenant_id: str, request: JobCreate) -> Applied:
     fields |= request.model_dump(exclude_unset=True, exclude={"document_parameters"})
     fields["document_params"] = documents.filled(fields.get("document_params", {}), request.document_parameters or {})
     objects = documents.s3_objects(fields["document_params"])
+    if settings().s3_tenant_prefix and any(not o.key.startswith(f"{tenant_id}/") for o in objects):
+        raise Unprocessable(
+            f"a presigned URL names an object of this tenant's: https://s3.amazonaws.com/BUCKET/{tenant_id}/..."
+        )
     try:
         job = JobCreate.model_validate(fields)
     except ValidationError as exc:
