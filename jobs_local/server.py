@@ -42,7 +42,7 @@ from jobs_local import devdb, devjwt, openapi, template
 from jobs_local.broker import EmbeddedBroker
 from jobs_local.invoke import Request, api_gateway_event
 from jobs_local.lambda_context import LocalContext
-from jobs_local.s3 import ACCESS_KEY, SECRET_KEY, EmbeddedS3
+from jobs_local.s3 import BadSetting, start_s3
 
 if TYPE_CHECKING:
     from jobs_core.aws.notify import Publisher
@@ -254,23 +254,6 @@ def start_push(database_url: str, mqtt_port: int) -> tuple[EmbeddedBroker | None
     return broker, drain
 
 
-def start_s3(port: int) -> EmbeddedS3 | None:
-    """The embedded S3, unless S3_ENDPOINT_URL names one; presigned URLs then point at it, signed
-    with the local key it checks them with."""
-    if os.environ.get("S3_ENDPOINT_URL"):
-        return None
-    s3 = EmbeddedS3(port)
-    s3.start()
-    os.environ.update({"S3_ENDPOINT_URL": s3.url, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY})
-    os.environ.pop("AWS_SESSION_TOKEN", None)
-    from jobs_core.domain import presign
-    from jobs_core.settings import settings
-
-    settings.cache_clear()
-    presign.reset()
-    return s3
-
-
 def stop_with_parent() -> None:
     """`make run` killed (SIGTERM, SIGKILL) leaves its child running, reparented: exit as a SIGTERM
     does (through atexit: the embedded database stops) when the parent changes."""
@@ -330,6 +313,10 @@ def main() -> int:
         return 1
     try:
         s3 = start_s3(args.s3_port)
+    except BadSetting as exc:
+        server.server_close()
+        print(f"error: {exc}", file=terminal)
+        return 1
     except OSError as exc:
         server.server_close()
         if exc.errno == errno.EADDRINUSE:

@@ -116,6 +116,24 @@ class TestTemplates:
         assert got == status and body["message"]
         assert as_operator(tenant, "GET", "/customer/job-templates")[1] == []
 
+    def test_a_page_stops_short_of_a_mebibyte(self, db: Database, tenant: str) -> None:
+        big = {"blob": "x" * 30_000}
+        for i in range(40):
+            template(tenant, template_id=f"t{i:02d}", document_params=big, presigned_url_config=None)
+        status, first = as_operator(tenant, "GET", "/customer/job-templates", query="limit=250")
+        assert status == 200 and 20 < len(first) < 40 and len(json.dumps(first)) < 1024 * 1024
+        page = templates.list_templates(db, tenant, 250, None)
+        assert [t.template_id for t in page.templates] == [t["template_id"] for t in first] and page.next_cursor
+        rest = templates.list_templates(db, tenant, 250, page.next_cursor)
+        assert len(first) + len(rest.templates) == 40 and rest.next_cursor is None
+
+    def test_at_most_ten_presigned_urls_a_document(self, tenant: str) -> None:
+        urls = {f"u{i}": f"${{aws:iot:s3-presigned-url:https://s3.amazonaws.com/firmware/{i}}}" for i in range(11)}
+        status, body = as_operator(
+            tenant, "POST", "/customer/job-templates", body={**TEMPLATE, "document_params": urls}
+        )
+        assert status == 422 and "at most 10 presigned" in body["message"]
+
     def test_another_tenant_sees_nothing(self, tenant: str, other_tenant: str, register: Register) -> None:
         template(tenant)
         register(other_tenant, 1)
@@ -160,6 +178,17 @@ class TestJobsFromTemplates:
         detail = as_operator(tenant, "GET", "/customer/jobs/fw-2-2")[1]
         assert (detail["timeout_minutes"], detail["description"]) == (5, "urgent")
         assert detail["presigned_url_config"] == {"expires_in_sec": 120} and detail["retry"] == TEMPLATE["retry"]
+
+    def test_null_in_the_body_sets_a_setting_to_none_but_a_job_keeps_a_type(
+        self, tenant: str, register: Register
+    ) -> None:
+        register(tenant, 1)
+        template(tenant)
+        body = {"job_id": "n", "document_type": None, "timeout_minutes": None, "document_parameters": {"version": "2"}}
+        assert job(tenant, **body)[0] == 201
+        detail = as_operator(tenant, "GET", "/customer/jobs/n")[1]
+        assert detail["document_type"] == "firmware" and detail["timeout_minutes"] is None
+        assert detail["retry"] == TEMPLATE["retry"]
 
     def test_deleting_the_template_leaves_its_jobs(self, tenant: str, register: Register) -> None:
         register(tenant, 1)

@@ -32,7 +32,7 @@ class Settings(BaseModel):
     push_function_name: str | None = None  # cloud: the drain, invoked (async) after a commit that made work due
     poll_hint_s: int = Field(default=300, ge=5, le=86_400)  # the next-poll hint's mean, jittered +-20%
     # Presigned URLs (domain/presign.py) point here when set (path style), else at S3 itself
-    s3_endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+$")
+    s3_endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+/?$")
     # ... and name objects under the tenant's own prefix only (BUCKET/TENANT_ID/...): tenants share the buckets
     s3_tenant_prefix: bool = False
 

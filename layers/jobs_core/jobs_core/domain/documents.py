@@ -29,6 +29,9 @@ S3_OBJECT = re.compile(
 )
 PARAMETER_NAME = r"^[A-Za-z0-9_-]{1,128}$"
 MAX_PARAMETERS = 10
+MAX_PRESIGNED = (
+    10  # a URL is ~0.5-1.5 KiB: 10 pending documents stay far below Lambda's 6 MB, notify-next below 128 KiB
+)
 MAX_KEY_BYTES = 1024
 
 
@@ -98,28 +101,35 @@ def filled(document: dict[str, Any], parameters: dict[str, str]) -> dict[str, An
 
 def s3_objects(document: dict[str, Any]) -> list[S3Object]:
     """The objects the document's presigned placeholders name; 422 for one that names anything else,
-    and for any other `${aws:iot:...}` text (unknown, or not closed). A parameter may stand for part
-    of a URL (a template's): it is read as a plain word here, and the URL checked again once filled."""
-    found = []
+    for any other `${aws:iot:...}` text (unknown, or not closed), and for over MAX_PRESIGNED of
+    them. A parameter may stand for part of a URL (a template's): that URL is checked once a job
+    fills it, and left out here."""
+    urls = []
     for raw in _strings(document):
         if "${aws:iot:" not in raw:
             continue
-        text = PARAMETER.sub("p", raw)
+        text = PARAMETER.sub("\x00", raw)
         known = {match.start() for match in PRESIGNED.finditer(text)}
         if any(start not in known for start in _starts(text, "${aws:iot:")):
             raise Unprocessable(
                 "a placeholder is ${aws:iot:parameter:NAME} or ${aws:iot:s3-presigned-url:URL}, closed by }: "
                 f"not {raw[:120]!r}"
             )
-        for url in PRESIGNED.findall(text):
-            match = S3_OBJECT.match(url)
-            key = match.group("key") if match else ""
-            if match is None or len(key.encode()) > MAX_KEY_BYTES or any(ord(c) < 32 for c in key):
-                raise Unprocessable(
-                    "a presigned-URL placeholder names an S3 object: ${aws:iot:s3-presigned-url:"
-                    f"https://s3.amazonaws.com/BUCKET/KEY}}, not {raw[:120]!r}"
-                )
-            found.append(S3Object(match.group("bucket"), key, match.group("region")))
+        urls += [(url, raw) for url in PRESIGNED.findall(text)]
+    if len(urls) > MAX_PRESIGNED:
+        raise Unprocessable(f"a document has at most {MAX_PRESIGNED} presigned-URL placeholders, this one {len(urls)}")
+    found = []
+    for url, raw in urls:
+        if "\x00" in url:
+            continue
+        match = S3_OBJECT.match(url)
+        key = match.group("key") if match else ""
+        if match is None or len(key.encode()) > MAX_KEY_BYTES or any(ord(c) < 32 for c in key):
+            raise Unprocessable(
+                "a presigned-URL placeholder names an S3 object: ${aws:iot:s3-presigned-url:"
+                f"https://s3.amazonaws.com/BUCKET/KEY}}, not {raw[:120]!r}"
+            )
+        found.append(S3Object(match.group("bucket"), key, match.group("region")))
     return found
 
 

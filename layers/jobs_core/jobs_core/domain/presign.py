@@ -82,10 +82,8 @@ def _where(target: S3Object, endpoint: str | None) -> tuple[str, str, str]:
     """(scheme://host, the object's path, the region to sign for)."""
     region = target.region or settings().aws_region
     key_path = quote(target.key, safe="/-_.~")
-    if endpoint:
-        base = endpoint.rstrip("/")
-        path = urlsplit(base).path
-        return base[: len(base) - len(path)] if path else base, f"{path}/{target.bucket}/{key_path}", region
+    if endpoint:  # scheme://host[:port], by its setting's rule
+        return endpoint.rstrip("/"), f"/{target.bucket}/{key_path}", region
     if "." in target.bucket:
         return f"https://s3.{region}.amazonaws.com", f"/{target.bucket}/{key_path}", region
     return f"https://{target.bucket}.s3.{region}.amazonaws.com", f"/{key_path}", region

@@ -10,6 +10,7 @@ row-level security enforces.
 
 from __future__ import annotations
 
+import json
 from typing import Any, NamedTuple
 
 from psycopg.types.json import Jsonb
@@ -126,7 +127,13 @@ def describe(db: Database, tenant_id: str, template_id: str) -> TemplateDetail:
 def list_templates(db: Database, tenant_id: str, limit: int, cursor: str | None) -> TemplatesPage:
     with db.transaction(tenant_id=tenant_id) as conn:
         rows = conn.execute(LIST, {"after": paging.decode_cursor(cursor), "limit": limit + 1}).fetchall()
-    found = [_detail(row) for row in rows[:limit]]
+    found: list[TemplateDetail] = []
+    size = 0
+    for row in rows[:limit]:  # a page stops short of about 1 MiB: each template may carry 32 KiB
+        size += 600 + len(json.dumps(row["document_params"])) + len(row["description"] or "") * 6
+        if found and size > paging.MAX_PAGE_BYTES:
+            return TemplatesPage(found, paging.encode_cursor(found[-1].template_id))
+        found.append(_detail(row))
     return TemplatesPage(found, paging.encode_cursor(found[-1].template_id) if len(rows) > limit else None)
 
 
@@ -154,7 +161,12 @@ def applied(db: Database, tenant_id: str, request: JobCreate) -> Applied:
             for name, value in describe(db, tenant_id, request.template_id).model_dump(include=set(SETTINGS)).items()
             if value is not None
         }
-    fields |= request.model_dump(exclude_unset=True, exclude={"document_parameters"})
+    # What the body gives overrides the template, null included (no timeout, no retries...): but a
+    # job always has a type, so a null one is the template's.
+    given = request.model_dump(exclude_unset=True, exclude={"document_parameters"})
+    if given.get("document_type", "") is None:
+        del given["document_type"]
+    fields |= given
     fields["document_params"] = documents.filled(fields.get("document_params", {}), request.document_parameters or {})
     objects = documents.s3_objects(fields["document_params"])
     if settings().s3_tenant_prefix and any(not o.key.startswith(f"{tenant_id}/") for o in objects):

