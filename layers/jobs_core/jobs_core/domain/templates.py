@@ -169,7 +169,7 @@ def applied(db: Database, tenant_id: str, request: JobCreate) -> Applied:
     fields |= given
     fields["document_params"] = documents.filled(fields.get("document_params", {}), request.document_parameters or {})
     objects = documents.s3_objects(fields["document_params"])
-    if settings().s3_tenant_prefix and any(not o.key.startswith(f"{tenant_id}/") for o in objects):
+    if objects and settings().s3_tenant_prefix and any(not o.key.startswith(f"{tenant_id}/") for o in objects):
         raise Unprocessable(
             f"a presigned URL names an object of this tenant's: https://s3.amazonaws.com/BUCKET/{tenant_id}/..."
         )
