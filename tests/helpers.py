@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import pytest
+
+from jobs_core.domain import presign
+from jobs_core.settings import settings
 from jobs_local import devdb, devjwt
 from jobs_local.invoke import request
 
@@ -50,3 +56,19 @@ def hintless(body: Any) -> Any:
     if isinstance(body, dict):
         assert isinstance(body.pop("next_poll_in_seconds", 1), int)
     return body
+
+
+@contextmanager
+def signing_for(monkeypatch: pytest.MonkeyPatch, endpoint: str, access_key: str, secret_key: str) -> Iterator[None]:
+    """Presigned URLs for the S3 at `endpoint`, signed with this key, as `make run` signs them."""
+    monkeypatch.setenv("S3_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret_key)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    settings.cache_clear()
+    presign.reset()
+    try:
+        yield
+    finally:
+        settings.cache_clear()
+        presign.reset()

@@ -254,47 +254,56 @@ def test_jobsctl_sweep_now_releases_a_paced_rollout(env: dict[str, str], tenant:
     db.close()
 
 
-def test_a_busy_mqtt_port_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+def started_with_a_busy(
+    variable: str, env: dict[str, str], tmp_path: Path
+) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """The server started with the port `variable` names already taken (the others free)."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        mqtt_port = taken.getsockname()[1]
+        port = taken.getsockname()[1]
+        ports = {"MQTT_PORT": str(free_port()), "S3_PORT": str(free_port()), variable: str(port)}
         done = subprocess.run(
             [sys.executable, "-m", "jobs_local.server", "--port", str(free_port()), "--log", str(tmp_path / "log")],
-            env={**env, "MQTT_PORT": str(mqtt_port), "S3_PORT": str(free_port())},
+            env={k: v for k, v in env.items() if k not in ("MQTT_URL", "S3_ENDPOINT_URL")} | ports,
             cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=60,
         )
-    assert done.returncode == 1
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    return port, done
+
+
+def test_a_busy_mqtt_port_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    port, done = started_with_a_busy("MQTT_PORT", env, tmp_path)
     assert done.stdout.strip().splitlines() == [
-        f"error: MQTT port {mqtt_port} is in use; try MQTT_PORT={mqtt_port + 1} make run"
+        f"error: MQTT port {port} is in use; try MQTT_PORT={port + 1} make run"
         " (or MQTT_URL=mqtt://host:port to use a broker you run)"
     ]
-    assert "Traceback" not in done.stdout + done.stderr
 
 
 def test_a_busy_s3_port_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        s3_port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "jobs_local.server", "--port", str(free_port()), "--log", str(tmp_path / "log")],
-            env={k: v for k, v in env.items() if k != "S3_ENDPOINT_URL"}
-            | {"MQTT_PORT": str(free_port()), "S3_PORT": str(s3_port)},
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert done.returncode == 1
+    port, done = started_with_a_busy("S3_PORT", env, tmp_path)
     assert done.stdout.strip().splitlines() == [
-        f"error: S3 port {s3_port} is in use; try S3_PORT={s3_port + 1} make run"
+        f"error: S3 port {port} is in use; try S3_PORT={port + 1} make run"
         " (or S3_ENDPOINT_URL=http://host:port to use an S3 you run)"
     ]
-    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_bad_s3_endpoint_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs_local.server", "--port", str(free_port()), "--log", str(tmp_path / "log")],
+        env={**env, "MQTT_PORT": str(free_port()), "S3_ENDPOINT_URL": "http://s3.example/some/path"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stdout.strip().splitlines() == [
+        "error: S3_ENDPOINT_URL must be http(s)://host[:port], not 'http://s3.example/some/path'"
+    ]
 
 
 def listening(port: int) -> bool:

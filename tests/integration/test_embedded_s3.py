@@ -15,9 +15,9 @@ import pytest
 
 from jobs_core.domain import presign
 from jobs_core.domain.documents import S3Object
-from jobs_core.settings import settings
 from jobs_local.pooler import free_port
 from jobs_local.s3 import ACCESS_KEY, SECRET_KEY, EmbeddedS3
+from tests.helpers import signing_for
 
 KEYS = ["fw/sensor-2.1.bin", "fw/a+b c/ä%2B.bin"]
 
@@ -43,15 +43,8 @@ def s3() -> Iterator[EmbeddedS3]:
 @pytest.fixture(autouse=True)
 def signing(s3: EmbeddedS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("DATABASE_URL", "postgresql://unused")
-    monkeypatch.setenv("S3_ENDPOINT_URL", s3.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    settings.cache_clear()
-    presign.reset()
-    yield
-    settings.cache_clear()
-    presign.reset()
+    with signing_for(monkeypatch, s3.url, ACCESS_KEY, SECRET_KEY):
+        yield
 
 
 def fetch(url: str, method: str = "GET") -> tuple[int, bytes]:

@@ -18,7 +18,7 @@ from jobs_core.errors import Conflict
 from jobs_core.settings import settings
 from jobs_core.store.db import Database
 from tests.factories import Admin, Register
-from tests.helpers import invoke, operator_claims
+from tests.helpers import invoke, operator_claims, signing_for
 
 PLACEHOLDER = "${aws:iot:s3-presigned-url:https://s3.amazonaws.com/firmware/sensor/fw-${aws:iot:parameter:version}.bin}"
 TEMPLATE = {
@@ -44,15 +44,8 @@ def as_operator(tenant: str, method: str, path: str, **kwargs: Any) -> tuple[int
 @pytest.fixture(autouse=True)
 def signing(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Sign for a local S3 with a known key, as `make run` does."""
-    monkeypatch.setenv("S3_ENDPOINT_URL", "http://127.0.0.1:4566")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    settings.cache_clear()
-    presign.reset()
-    yield
-    settings.cache_clear()
-    presign.reset()
+    with signing_for(monkeypatch, "http://127.0.0.1:4566", "AKIDLOCAL", "secret"):
+        yield
 
 
 def template(tenant: str, **changes: Any) -> dict[str, Any]:
