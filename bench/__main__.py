@@ -71,8 +71,9 @@ FIGURES = [
 def figures(server_url: str, devices: int, quick: bool, only: set[str] | None = None) -> list[Figure]:
     out: list[Figure] = []
     with dataset.bench_database(server_url) as url, psycopg.connect(url, autocommit=True) as admin:
+        # First: the settings the layer reads (the sweep's batch sizes, push's wake) name this database.
+        use_container_database(url)
         data = dataset.build(url, admin, devices, quick)
-        use_container_database(url)  # the settings the layer reads (the sweep's batch sizes) name this database
         for figure in FIGURES:
             if only is None or figure.__name__.rsplit(".", 1)[-1] in only:
                 out += figure.run(data)
